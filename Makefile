@@ -1,0 +1,67 @@
+# dlnb: `make run` runs the whole curriculum (offline, smoke profile); `make test` runs every test.
+# Every target sets up .venv first when it is missing or older than pyproject.toml.
+# USE_VENV=0 uses the current Python environment instead (a GPU runner's prepared image):
+#   make nightly USE_VENV=0 PYTHON=python
+USE_VENV ?= 1
+PYTHON ?= python3
+VENV := .venv
+PROFILE ?= smoke
+OUT ?= runs/$(PROFILE)
+
+ifeq ($(USE_VENV),1)
+PY := $(VENV)/bin/python
+SETUP := $(VENV)/.installed
+else
+PY := $(PYTHON)
+SETUP :=
+endif
+
+# Offline by default: hub calls fail fast instead of hanging. `make run HF_HUB_OFFLINE=0` to go online.
+HF_HUB_OFFLINE ?= 1
+export HF_HUB_OFFLINE
+export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
+
+.PHONY: help setup run nightly test lab lint data doctor clean
+
+help:
+	@echo "make run      the whole curriculum, smoke profile (offline), then the report's path"
+	@echo "make test     unit tests, repository checks and every notebook's smoke profile"
+	@echo "make lab      JupyterLab with the project's kernel"
+	@echo "make nightly  the full profile (GPU runner)"
+	@echo "make data     fetch and verify every dataset into \$$DLNB_DATA"
+	@echo "make lint     ruff"
+	@echo "USE_VENV=0    use the current Python environment instead of .venv"
+
+setup: $(SETUP)
+
+$(VENV)/.installed: pyproject.toml
+	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
+	$(VENV)/bin/python -m pip install --quiet --upgrade pip
+	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	$(VENV)/bin/python -m ipykernel install --sys-prefix --name dlnb --display-name "Python (dlnb)"
+	touch $@
+
+run: $(SETUP)
+	$(PY) -m nbs_ci run --profile $(PROFILE) --out $(OUT)
+
+nightly: $(SETUP)
+	$(PY) -m nbs_ci run --profile full --out runs/full
+
+test: $(SETUP)
+	$(PY) -m pytest
+
+lab: $(SETUP)
+	$(PY) -m jupyter lab notebooks/
+
+lint: $(SETUP)
+	$(PY) -m ruff check dlnb nbs_ci tests benchmarks
+
+data: $(SETUP)
+	$(PY) -m dlnb data pull
+	$(PY) -m dlnb data verify
+
+doctor: $(SETUP)
+	$(PY) -m dlnb doctor
+
+clean:
+	rm -rf $(VENV) runs .pytest_cache

@@ -1,0 +1,71 @@
+"""Command line: `python -m dlnb data list|pull|verify|pack` and `python -m dlnb doctor`."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of `python -m dlnb`."""
+    parser = argparse.ArgumentParser(prog="python -m dlnb", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True)
+    sub.add_parser("doctor", help="versions, devices, memory and precision support")
+    data = sub.add_parser("data", help="datasets: list, pull, verify, pack")
+    actions = data.add_subparsers(dest="action", required=True)
+    actions.add_parser("list", help="registered datasets and whether they are cached")
+    pull = actions.add_parser("pull", help="fetch and cache datasets (or restore an archive)")
+    pull.add_argument("names", nargs="*", help="datasets (default: all)")
+    pull.add_argument("--from", dest="archive", help="restore from an archive written by `pack`")
+    verify = actions.add_parser("verify", help="check cached datasets against their checksums")
+    verify.add_argument("names", nargs="*")
+    pack = actions.add_parser("pack", help="write cached datasets into one archive")
+    pack.add_argument("archive", help="output file, e.g. dlnb-data.tar")
+    pack.add_argument("names", nargs="*")
+    args = parser.parse_args(argv)
+
+    if args.command == "doctor":
+        from dlnb.gpu import doctor
+
+        doctor()
+        return 0
+    from dlnb import data as registry
+
+    try:
+        return _data(args)
+    except (registry.ChecksumError, registry.DatasetUnavailable, FileNotFoundError, KeyError,
+            ValueError) as exc:
+        message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
+        print(f"error: {message}", file=sys.stderr)
+        return 1
+
+
+def _data(args: argparse.Namespace) -> int:
+    from dlnb import archive
+    from dlnb import data as registry
+
+    if args.action == "list":
+        for name in registry.names():
+            spec = registry.get_spec(name)
+            cached = "cached" if registry.cache_path(name).exists() else "not cached"
+            print(f"{name:<16} {cached:<11} {spec.description} [{spec.licence}]")
+        print(f"cache: {registry.data_dir()}")
+    elif args.action == "pull" and args.archive:
+        for name in archive.unpack(args.archive):
+            print(f"restored {name} -> {registry.cache_path(name)}")
+    elif args.action == "pull":
+        for name in archive.pull(args.names or None):
+            print(f"ok {name} -> {registry.cache_path(name)}")
+    elif args.action == "verify":
+        results = archive.verify(args.names or None)
+        for name, status in results.items():
+            print(f"{name:<16} {status}")
+        return 1 if any(s.startswith("FAILED") for s in results.values()) else 0
+    elif args.action == "pack":
+        path = archive.pack(args.archive, args.names or None)
+        print(f"wrote {path} ({path.stat().st_size / 2**20:.1f} MiB)")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

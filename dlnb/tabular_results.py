@@ -1,0 +1,161 @@
+"""The results of `dlnb.tabular_compare.compare`: a DataFrame that summarises and plots itself.
+
+`Results.frame` has one row per (model, seed, training-set size). `summary()` gives mean and
+standard deviation over seeds, `table()` the same as readable "mean ± std" strings, `plot()` the
+score against training-set size and the cost against the score, and `describe()` writes what the
+numbers say in sentences computed from them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+NAMES = {"majority": "majority class", "xgboost": "XGBoost", "mlp": "MLP (one-hot)",
+         "emb_mlp": "MLP + embeddings", "ft_transformer": "FT-Transformer"}
+METRICS = ("accuracy", "roc_auc", "rmse")
+COSTS = ("train_seconds", "tune_seconds", "infer_ms_per_1k", "params", "trees", "leaves")
+
+
+@dataclass
+class Results:
+    """Per-run results (`frame`), test/validation predictions per run, and the table they came from."""
+
+    frame: pd.DataFrame
+    predictions: dict = field(default_factory=dict, repr=False)
+    source: object = field(default=None, repr=False)
+
+    @property
+    def metric(self) -> str:
+        """The headline metric: accuracy for classification, RMSE for regression."""
+        return "rmse" if (self.frame["task"] == "regression").all() else "accuracy"
+
+    @property
+    def higher_is_better(self) -> bool:
+        """Whether a larger headline metric is better."""
+        return self.metric != "rmse"
+
+    def summary(self) -> pd.DataFrame:
+        """Mean and std over seeds of every metric and cost, per model and training-set size."""
+        cols = [c for c in (*METRICS, *COSTS, "epochs") if c in self.frame]
+        g = self.frame.groupby(["model", "n_train"], sort=False)[cols]
+        out = g.mean().add_suffix("_mean").join(g.std(ddof=0).add_suffix("_std"))
+        out["seeds"] = g.size()
+        return out.reset_index()
+
+    def largest(self) -> pd.DataFrame:
+        """`summary()` at the largest training-set size, best model first."""
+        s = self.summary()
+        s = s[s["n_train"] == s["n_train"].max()]
+        return s.sort_values(f"{self.metric}_mean", ascending=not self.higher_is_better)
+
+    def table(self) -> pd.DataFrame:
+        """The largest-size summary as readable text: metrics as "mean ± std", costs, size."""
+        rows = []
+        for _, r in self.largest().iterrows():
+            row = {"model": NAMES.get(r["model"], r["model"])}
+            for m in METRICS:
+                if f"{m}_mean" in r and not np.isnan(r[f"{m}_mean"]):
+                    row[m] = f"{r[f'{m}_mean']:.4f} ± {r[f'{m}_std']:.4f}"
+            row["train s"] = f"{r['train_seconds_mean']:.2f}"
+            row["tuning s"] = f"{r['tune_seconds_mean']:.1f}"
+            row["ms / 1k rows"] = f"{r['infer_ms_per_1k_mean']:.2f}"
+            row["size"] = (f"{r['trees_mean']:.0f} trees, {r['leaves_mean']:.0f} leaves"
+                           if r["model"] == "xgboost" else f"{r['params_mean']:,.0f} parameters")
+            rows.append(row)
+        return pd.DataFrame(rows).set_index("model")
+
+    def _repr_html_(self) -> str:
+        return self.table().to_html()
+
+    def crossover(self, model: str, reference: str = "xgboost") -> int | None:
+        """The smallest training-set size from which `model` beats `reference` on the mean metric
+        at every larger size too (None if it never does)."""
+        s = self.summary().pivot(index="n_train", columns="model", values=f"{self.metric}_mean")
+        if model not in s or reference not in s:
+            return None
+        diff = (s[model] - s[reference]) * (1 if self.higher_is_better else -1)
+        ahead = (diff > 0).to_numpy()
+        for i in range(len(ahead)):
+            if ahead[i:].all():
+                return int(s.index[i])
+        return None
+
+    def plot_learning_curve(self, ax=None):
+        """Mean test metric (± std over seeds) against training-set size, one line per model."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4)) if ax is None else (ax.figure, ax)
+        s = self.summary()
+        for model, g in s.groupby("model", sort=False):
+            style = {"linestyle": "--", "color": "grey"} if model == "majority" else {"marker": "o"}
+            ax.errorbar(g["n_train"], g[f"{self.metric}_mean"], yerr=g[f"{self.metric}_std"],
+                        label=NAMES.get(model, model), capsize=3, **style)
+        if s["n_train"].nunique() > 1:
+            ax.set_xscale("log")
+        ax.set(xlabel="training rows", ylabel=f"test {self.metric}",
+               title=f"{self.frame['dataset'].iloc[0]}: score vs training-set size")
+        ax.legend(fontsize=8)
+        return fig, ax
+
+    def plot_cost(self, ax=None):
+        """Tuning wall-clock (all trials) against the test metric at the largest training size."""
+        import matplotlib.pyplot as plt
+
+        fig, ax = plt.subplots(figsize=(6, 4)) if ax is None else (ax.figure, ax)
+        for _, r in self.largest().iterrows():
+            if r["model"] == "majority":
+                continue
+            ax.errorbar(r["tune_seconds_mean"], r[f"{self.metric}_mean"],
+                        xerr=r["tune_seconds_std"], yerr=r[f"{self.metric}_std"], marker="o",
+                        capsize=3, label=NAMES.get(r["model"], r["model"]))
+        ax.set_xscale("log")
+        ax.set(xlabel="tuning wall-clock, all trials (s, log scale)", ylabel=f"test {self.metric}",
+               title="cost vs score")
+        ax.legend(fontsize=8)
+        return fig, ax
+
+    def plot(self):
+        """Both plots side by side; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        fig, (a, b) = plt.subplots(1, 2, figsize=(12, 4))
+        self.plot_learning_curve(a)
+        self.plot_cost(b)
+        fig.tight_layout()
+        return fig
+
+    def describe(self) -> str:
+        """What this run's numbers say about "boosting wins on moderate tables", in sentences."""
+        m, top = self.metric, self.largest()
+        top = top[top["model"] != "majority"].set_index("model")
+        if top.empty:
+            return "No model other than the baseline was run."
+        best = top.index[0]
+        n = int(self.frame["n_train"].max())
+        name = NAMES.get
+        parts = [f"With {n:,} training rows, the best test {m} came from {name(best, best)} "
+                 f"({top.loc[best, f'{m}_mean']:.4f} ± {top.loc[best, f'{m}_std']:.4f} over "
+                 f"{int(top.loc[best, 'seeds'])} seeds)."]
+        if "xgboost" in top.index and best != "xgboost":
+            gap = abs(top.loc[best, f"{m}_mean"] - top.loc["xgboost", f"{m}_mean"])
+            noise = max(top.loc[best, f"{m}_std"], top.loc["xgboost", f"{m}_std"])
+            verdict = ("within the seed-to-seed spread, so not a clear win" if gap <= noise
+                       else "larger than the seed-to-seed spread")
+            parts.append(f"It beat XGBoost by {gap:.4f}, {verdict} (std {noise:.4f}).")
+        elif best == "xgboost" and len(top) > 1:
+            runner = top.index[1]
+            gap = abs(top.loc["xgboost", f"{m}_mean"] - top.loc[runner, f"{m}_mean"])
+            parts.append(f"The best deep model, {name(runner, runner)}, was {gap:.4f} behind.")
+        if "xgboost" in top.index and len(top) > 1:
+            deep = top.drop(index="xgboost")
+            ratio = deep["tune_seconds_mean"].min() / max(top.loc["xgboost", "tune_seconds_mean"], 1e-9)
+            parts.append(f"Tuning XGBoost took {top.loc['xgboost', 'tune_seconds_mean']:.1f} s; the "
+                         f"cheapest deep model took {ratio:.1f}x as long.")
+            for model in deep.index:
+                size = self.crossover(model)
+                if size is not None and self.frame["n_train"].nunique() > 1:
+                    parts.append(f"{name(model, model)} overtook XGBoost from {size:,} training rows on.")
+        return " ".join(parts)

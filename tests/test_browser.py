@@ -1,0 +1,161 @@
+"""The explorer widget in a real JupyterLab, in a real (headless) Chromium driven by Playwright.
+
+Starts JupyterLab on 127.0.0.1 with a random token in a temporary copy of
+`tests/assets/widget_explorer.ipynb`, runs all cells, changes the explorer's method dropdown and
+checks from the DOM that the widget rendered and its image changed. A screenshot goes to
+`test-artifacts/`. Uses Debian's chromium (`apt-get install chromium`); never downloads a browser.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow, pytest.mark.timeout(240)]
+
+ROOT = Path(__file__).resolve().parents[1]
+ASSETS = Path(__file__).parent / "assets"
+ARTIFACTS = ROOT / "test-artifacts"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+
+
+def _chromium() -> str:
+    path = shutil.which("chromium") or shutil.which("chromium-browser")
+    if path is None:
+        pytest.skip(
+            "Chromium is not installed, so the real-browser widget test is skipped. Enable it "
+            "with `apt-get install chromium` (Debian; `.ci/run` does this) and rerun."
+        )
+    pytest.importorskip("playwright", reason="pip install playwright (the `test` extra)")
+    return path
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def jupyter_lab(tmp_path):
+    """A JupyterLab server on 127.0.0.1 serving a copy of the explorer notebook; yields its URL."""
+    work = tmp_path / "lab"
+    work.mkdir()
+    for name in ("widget_explorer.ipynb", "tiny_models.py"):
+        shutil.copy(ASSETS / name, work / name)
+    settings = tmp_path / "settings" / "@jupyterlab" / "apputils-extension"
+    settings.mkdir(parents=True)  # no "get Jupyter news?" toast, no update check (offline)
+    (settings / "notification.jupyterlab-settings").write_text(
+        '{"fetchNews": "false", "checkForUpdates": false}'
+    )
+    port, token = _free_port(), secrets.token_hex(16)
+    env = {k: v for k, v in os.environ.items() if k != "DLNB_HEADLESS"}
+    env.update(
+        PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
+        PATH=os.pathsep.join([str(Path(sys.executable).parent), env.get("PATH", "")]),
+        JUPYTER_RUNTIME_DIR=str(tmp_path / "runtime"),
+        JUPYTERLAB_SETTINGS_DIR=str(tmp_path / "settings"),
+        JUPYTERLAB_WORKSPACES_DIR=str(tmp_path / "workspaces"),
+        HF_HUB_OFFLINE="1",
+        OMP_NUM_THREADS="1",
+    )
+    log = open(tmp_path / "jupyter.log", "wb")
+    proc = subprocess.Popen(
+        [
+            sys.executable, "-m", "jupyter", "lab", "--no-browser",
+            "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
+            "--ServerApp.port_retries=0", f"--IdentityProvider.token={token}",
+            f"--ServerApp.root_dir={work}", "--LabApp.news_url=",
+            *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
+        ],
+        env=env, stdout=log, stderr=subprocess.STDOUT,
+    )  # fmt: skip
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
+                break
+            except OSError:
+                if proc.poll() is not None or time.monotonic() > deadline:
+                    log.flush()
+                    pytest.fail(
+                        "JupyterLab did not start:\n"
+                        + (tmp_path / "jupyter.log").read_text()[-3000:]
+                    )
+                time.sleep(0.5)
+        yield f"{base}/lab/tree/widget_explorer.ipynb?token={token}"
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_explorer_renders_and_updates_in_jupyterlab(jupyter_lab):
+    from playwright.sync_api import sync_playwright
+
+    executable = _chromium()
+    ARTIFACTS.mkdir(exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        try:
+            page.goto(jupyter_lab)
+            page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
+            page.wait_for_selector(
+                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
+            )
+            page.locator(".lm-MenuBar-item", has_text="Run").click()  # Run > Run All Cells
+            page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
+
+            image = page.locator(".jp-OutputArea-output .widget-image").first
+            image.wait_for(timeout=60_000)
+            dropdowns = page.locator(".jp-OutputArea-output .widget-dropdown")
+            assert dropdowns.count() == 4  # sample, method, target, baseline
+            status = page.locator(
+                ".jp-OutputArea-output .widget-html", has_text="convergence delta"
+            )
+            status.wait_for(timeout=30_000)
+            before = image.get_attribute("src")
+            assert before and before.startswith("blob:")
+
+            method = page.locator(".widget-dropdown", has_text="method").locator("select")
+            method.select_option("gradcam")
+            page.wait_for_function(
+                "src => document.querySelector('.jp-OutputArea-output .widget-image').src !== src",
+                arg=before,
+                timeout=30_000,
+            )
+            page.locator(".jp-OutputArea-output .widget-html", has_text="gradcam in").wait_for(
+                timeout=30_000
+            )
+            after = image.get_attribute("src")
+            assert after != before
+            size = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
+            assert size[0] > 100 and size[1] > 100  # the PNG decoded into a real picture
+            page.screenshot(path=str(ARTIFACTS / "widget_explorer.png"), full_page=True)
+        except Exception:
+            page.screenshot(path=str(ARTIFACTS / "widget_explorer_failure.png"), full_page=True)
+            raise
+        finally:
+            browser.close()

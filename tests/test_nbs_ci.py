@@ -1,0 +1,307 @@
+"""The notebook runner end to end, on throwaway notebooks: each outcome is reported as it happened."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import os
+import sys
+from pathlib import Path
+
+import nbformat
+import psutil
+import pytest
+import yaml
+
+import nbs_ci
+from nbs_ci.__main__ import main
+from nbs_ci.manifest import Gate, ManifestError, load_manifest
+from nbs_ci.report import changes
+from nbs_ci.runner import INLINE_BACKEND, cuda_available, ensure_kernel, read_records
+
+RECORD = "from dlnb.record import record\n"
+NOTEBOOKS = {
+    # name: (cells after the parameters cell, manifest entry overrides)
+    "ok": ([
+        "import os, time\nfrom pathlib import Path\nimport numpy as np\n" + RECORD,
+        "block = np.ones(300 * 2**20 // 8)  # ~300 MB, held while the runner samples RSS\ntime.sleep(1)",
+        "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()",
+        "record('accuracy', 0.9)\nrecord('epochs', EPOCHS)\nrecord('profile', PROFILE)\n"
+        "record('cwd', str(Path.cwd()))\nrecord('headless', os.environ['DLNB_HEADLESS'])\n"
+        "record('mpl', os.environ['MPLBACKEND'])\nrecord('hf_offline', os.environ['HF_HUB_OFFLINE'])",
+    ], {"parameters": {"smoke": {"EPOCHS": 2}},
+        "gates": {"smoke": [{"metric": "accuracy", "op": ">=", "value": 0.5},
+                            {"metric": "epochs", "op": "==", "value": 2}]}}),
+    "boom": ([
+        "x = 1",
+        "raise RuntimeError('boom from the notebook')",
+        RECORD + "record('never', 1)",
+    ], {}),
+    "sleepy": ([
+        "import os, time\n" + RECORD + "record('kernel_pid', os.getpid())",
+        "time.sleep(600)  # far past the budget",
+    ], {"budget_s": {"smoke": 15, "full": 15}}),
+    "low": ([RECORD + "record('accuracy', 0.1)"],
+            {"gates": {"smoke": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}}),
+    "silent": (["y = 2 + 2"],
+               {"gates": {"smoke": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}}),
+    "needs_gpu": ([RECORD + "record('ran', True)"], {"accelerator": "gpu"}),
+}
+
+
+def write_notebook(path: Path, cells: list[str], parameters: str = 'PROFILE = "smoke"\nEPOCHS = 1') -> None:
+    """A small notebook: a parameters-tagged cell, then `cells`, stored without outputs."""
+    nb = nbformat.v4.new_notebook()
+    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    params = nbformat.v4.new_code_cell(parameters)
+    params.metadata["tags"] = ["parameters"]
+    nb.cells = [nbformat.v4.new_markdown_cell("# throwaway"), params,
+                *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nbformat.write(nb, path)
+
+
+def entry(name: str, **overrides) -> dict:
+    """A manifest entry with generous budgets (the machines running tests are shared and slow)."""
+    return {"name": name, "accelerator": "cpu", "budget_s": {"smoke": 120, "full": 120},
+            "parameters": {"smoke": {"PROFILE": "smoke"}}, **overrides}
+
+
+@pytest.fixture(scope="module")
+def curriculum(tmp_path_factory) -> dict:
+    """Throwaway notebooks, their manifest, and one smoke run over all of them through the CLI."""
+    root = tmp_path_factory.mktemp("curriculum")
+    nb_dir, out = root / "notebooks", root / "out"
+    nb_dir.mkdir()
+    for name, (cells, _) in NOTEBOOKS.items():
+        write_notebook(nb_dir / f"{name}.ipynb", cells)
+    manifest = root / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump(
+        {"notebooks": [entry(name, **over) for name, (_, over) in NOTEBOOKS.items()]}, sort_keys=False))
+    printed = io.StringIO()
+    with contextlib.redirect_stdout(printed):
+        code = main(["run", "--profile", "smoke", "--out", str(out), "--manifest", str(manifest),
+                     "--notebooks", str(nb_dir)])
+    summary = json.loads((out / "summary.json").read_text())
+    return {"html": (out / "report.html").read_text(), "root": root, "nb_dir": nb_dir, "out": out, "manifest": manifest, "summary": summary,
+            "by_name": {nb["name"]: nb for nb in summary["notebooks"]}, "exit_code": code,
+            "printed": printed.getvalue().splitlines(),
+            "hf_offline": os.environ.get("HF_HUB_OFFLINE", "1")}
+
+
+@pytest.mark.slow
+def test_passing_notebook_reports_metrics_gates_memory_and_environment(curriculum):
+    nb = curriculum["by_name"]["ok"]
+    assert nb["status"] == "passed", nb
+    assert nb["metrics"]["accuracy"] == 0.9
+    assert nb["metrics"]["epochs"] == 2, "the manifest's smoke parameters must be injected"
+    assert nb["metrics"]["profile"] == "smoke"
+    assert Path(nb["metrics"]["cwd"]) == curriculum["nb_dir"].resolve()
+    assert (nb["metrics"]["headless"], nb["metrics"]["mpl"]) == ("1", INLINE_BACKEND)
+    assert nb["metrics"]["hf_offline"] == curriculum["hf_offline"], "1 unless the user set it"
+    assert [g["passed"] for g in nb["gates"]] == [True, True]
+    assert nb["peak_rss_mb"] > 300, "the kernel held a 300 MB array; the RSS sampler must see it"
+    assert 1 < nb["duration_s"] < 120
+    assert nb["error"] is None
+    executed = nbformat.read(curriculum["out"] / "ok.ipynb", as_version=4)
+    assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
+    outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
+    assert any("image/png" in o.get("data", {}) for o in outputs), "figures are kept in the executed notebook"
+    assert any("**recorded** `accuracy = 0.9`" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+
+
+@pytest.mark.slow
+def test_raising_notebook_reports_failing_cell_and_traceback(curriculum):
+    nb = curriculum["by_name"]["boom"]
+    assert nb["status"] == "failed"
+    err = nb["error"]
+    assert (err["ename"], err["evalue"]) == ("RuntimeError", "boom from the notebook")
+    assert err["source"] == "raise RuntimeError('boom from the notebook')"
+    assert "RuntimeError" in err["traceback"] and "\x1b[" not in err["traceback"]
+    assert nb["metrics"] == {}, "cells after the failure must not have run"
+    assert (curriculum["out"] / "boom.ipynb").exists(), "the executed notebook is kept for debugging"
+
+
+@pytest.mark.slow
+def test_hanging_notebook_is_killed_with_its_kernel(curriculum):
+    nb = curriculum["by_name"]["sleepy"]
+    assert nb["status"] == "timed_out"
+    assert 15 <= nb["duration_s"] < 45
+    assert "time.sleep(600)" in nb["error"]["source"], "the report names the cell that hung"
+    pid = nb["metrics"]["kernel_pid"]
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.slow
+def test_missed_gate_and_missing_metric_are_reported(curriculum):
+    low, silent = curriculum["by_name"]["low"], curriculum["by_name"]["silent"]
+    assert low["status"] == "missed_gate"
+    assert low["gates"][0] | {"reason": ""} == {"metric": "accuracy", "op": ">=", "threshold": 0.5,
+                                                 "actual": 0.1, "passed": False, "reason": ""}
+    assert silent["status"] == "missed_gate"
+    assert silent["metrics"] == {}
+    assert silent["gates"][0]["passed"] is False and silent["gates"][0]["reason"].startswith("missing")
+
+
+@pytest.mark.slow
+def test_gpu_notebook_is_skipped_with_a_reason_without_cuda(curriculum):
+    nb = curriculum["by_name"]["needs_gpu"]
+    if cuda_available():
+        assert nb["status"] == "passed" and nb["metrics"] == {"ran": True}
+    else:
+        assert nb["status"] == "skipped"
+        assert "CUDA" in nb["reason"]
+        assert not (curriculum["out"] / "needs_gpu.ipynb").exists()
+
+
+@pytest.mark.slow
+def test_summary_report_and_exit_status(curriculum):
+    out, summary = curriculum["out"], curriculum["summary"]
+    assert curriculum["exit_code"] == 1 and summary["ok"] is False
+    assert summary["counts"] == {"passed": 1 + cuda_available(), "failed": 1, "timed_out": 1,
+                                 "missed_gate": 2, "skipped": 0 if cuda_available() else 1}
+    assert summary["versions"]["papermill"] and summary["profile"] == "smoke"
+    assert "mnist" in summary["datasets"] or "error" in summary["datasets"]
+    html = curriculum["html"]
+    for text in ("boom from the notebook", "raise RuntimeError(&#x27;boom from the notebook&#x27;)",
+                 "time.sleep(600)", "missing: the notebook did not record", "timed_out",
+                 "data:image/png;base64,", "Package versions", "Datasets", "no previous run"):
+        assert text in html, text
+    assert all(name in html for name in NOTEBOOKS)
+    assert curriculum["printed"][-1] == f"report: {out / 'report.html'}"
+    for name in ("ok", "boom", "sleepy", "low", "silent"):
+        assert (out / f"{name}.ipynb").exists(), name
+
+
+@pytest.mark.slow
+def test_rerun_keeps_previous_summary_and_compares(curriculum):
+    c = curriculum
+    summary = nbs_ci.run("smoke", only=["needs_gpu"], out=c["out"], manifest=c["manifest"],
+                         notebooks_dir=c["nb_dir"], log=lambda line: None)
+    assert summary["ok"] is True, "a skipped notebook is not a failure"
+    previous = json.loads((c["out"] / "summary.previous.json").read_text())
+    assert previous["started"] == c["summary"]["started"]
+    assert previous["notebooks"] == c["summary"]["notebooks"]
+    assert [nb["name"] for nb in json.loads((c["out"] / "summary.json").read_text())["notebooks"]] == ["needs_gpu"]
+    assert "compared with the run of" in (c["out"] / "report.html").read_text()
+
+
+def test_cli_rejects_unknown_only_name_before_running_anything(tmp_path, capsys):
+    write_notebook(tmp_path / "a.ipynb", [])
+    (tmp_path / "manifest.yaml").write_text(yaml.safe_dump({"notebooks": [entry("a")]}))
+    code = main(["run", "--profile", "smoke", "--only", "nope", "--manifest", str(tmp_path / "manifest.yaml"),
+                 "--notebooks", str(tmp_path), "--out", str(tmp_path / "out")])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert "['nope']" in err and "known notebooks: ['a']" in err
+    assert not (tmp_path / "out").exists()
+
+
+def test_read_records_keeps_the_last_value_and_the_highest_gpu_peak(tmp_path):
+    path = tmp_path / "r.jsonl"
+    path.write_text('{"name": "acc", "value": 0.5, "gpu_peak_bytes": 300}\n\n'
+                    '{"name": "acc", "value": 0.7, "gpu_peak_bytes": 200}\n{"name": "tag", "value": "x"}\n')
+    assert read_records(path) == ({"acc": 0.7, "tag": "x"}, 300)
+    assert read_records(tmp_path / "none.jsonl") == ({}, None)
+
+
+def test_the_project_kernel_runs_this_python():
+    spec = json.loads((Path(ensure_kernel()) / "kernel.json").read_text())
+    assert spec["argv"][0] == sys.executable
+    assert spec["display_name"] == "Python (dlnb)"
+
+
+def test_changes_reports_deltas_of_durations_and_metrics():
+    now = {"notebooks": [{"name": "a", "duration_s": 12.0, "metrics": {"acc": 0.9, "tag": "x"}},
+                         {"name": "new", "duration_s": 1.0, "metrics": {}}]}
+    before = {"notebooks": [{"name": "a", "status": "failed", "duration_s": 10.0,
+                             "metrics": {"acc": 0.8, "tag": "y", "gone": 1}}]}
+    diff = changes(now, before)
+    assert set(diff) == {"a"}
+    assert diff["a"]["duration_delta"] == pytest.approx(2.0)
+    assert diff["a"]["metrics"]["acc"]["delta"] == pytest.approx(0.1)
+    assert diff["a"]["metrics"]["tag"] == {"previous": "y", "delta": None}
+    assert diff["a"]["status"] == "failed"
+    assert changes(now, None) == {}
+
+
+# --- manifest validation (no kernels) --------------------------------------------------------------
+
+BAD_MANIFEST = """\
+notebooks:
+  - name: a
+    budget_s: {smoke: 10, full: 20}
+    colour: blue
+  - name: a
+    budget_s: {smoke: 10, full: 20}
+  - name: ghost
+    budget_s: {smoke: 10, full: 20}
+  - name: b
+    budget_s: {smoke: 10, nightly: 20}
+    gates:
+      smoke:
+        - {metric: acc, op: "=>", value: 0.5}
+        - {metric: acc, op: ">=", value: high}
+        - {metric: acc, op: ">=", value: 0.5, weight: 2}
+  - name: c
+    accelerator: tpu
+"""
+
+
+def test_manifest_lists_every_problem_with_its_line(tmp_path):
+    for name in ("a", "b", "c"):
+        write_notebook(tmp_path / f"{name}.ipynb", [])
+    path = tmp_path / "manifest.yaml"
+    path.write_text(BAD_MANIFEST)
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path, tmp_path)
+    problems = info.value.problems
+    expected = [
+        ("line 2 (entry 1, 'a')", "unknown key(s) ['colour']"),
+        ("line 5 (entry 2, 'a')", "duplicate name 'a', first used on line 2"),
+        ("line 7 (entry 3, 'ghost')", "ghost.ipynb does not exist"),
+        ("line 9 (entry 4, 'b')", "unknown profile 'nightly'"),
+        ("line 9 (entry 4, 'b')", "budget_s.full must be a positive number"),
+        ("line 9 (entry 4, 'b') gates.smoke[0]", "bad gate op '=>'"),
+        ("line 9 (entry 4, 'b') gates.smoke[1]", "needs a finite number, got 'high'"),
+        ("line 9 (entry 4, 'b') gates.smoke[2]", "unknown gate key(s) ['weight']"),
+        ("line 16 (entry 5, 'c')", "accelerator must be one of ['cpu', 'gpu'], got 'tpu'"),
+        ("line 16 (entry 5, 'c')", "missing required key(s) ['budget_s']"),
+    ]
+    for where, what in expected:
+        assert any(p.startswith(where) and what in p for p in problems), (where, what, problems)
+    assert len(problems) == len(expected), problems
+    assert str(path) in str(info.value)
+
+
+def test_manifest_rejects_unknown_top_level_key_and_accepts_empty_list(tmp_path):
+    path = tmp_path / "manifest.yaml"
+    path.write_text("notebooks:\nprofiles: [smoke]\n")
+    with pytest.raises(ManifestError, match="unknown top-level key 'profiles'"):
+        load_manifest(path, tmp_path)
+    path.write_text("# nothing yet\nnotebooks:\n")
+    assert load_manifest(path, tmp_path).entries == ()
+
+
+def test_manifest_parses_a_valid_entry(tmp_path):
+    write_notebook(tmp_path / "01_x.ipynb", [])
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump({"notebooks": [entry(
+        "01_x", gates={"full": [{"metric": "acc", "op": ">", "value": 0.99}]}, reference="paper")]}))
+    (e,) = load_manifest(path, tmp_path).entries
+    assert (e.name, e.accelerator, e.budget_s, e.reference) == ("01_x", "cpu", {"smoke": 120, "full": 120}, "paper")
+    assert e.gates == {"full": (Gate("acc", ">", 0.99),)}
+    assert e.parameters == {"smoke": {"PROFILE": "smoke"}}
+
+
+@pytest.mark.parametrize(("op", "actual", "threshold", "passed"), [
+    (">=", 0.5, 0.5, True), (">", 0.5, 0.5, False), ("<=", 3, 2.5, False), ("<", 2, 2.5, True),
+    ("==", "lenet", "lenet", True), ("==", True, False, False),
+])
+def test_gate_comparisons(op, actual, threshold, passed):
+    assert Gate("m", op, threshold).check({"m": actual})["passed"] is passed
+
+
+def test_gate_on_a_string_with_an_order_op_fails_with_a_reason():
+    result = Gate("m", ">=", 0.5).check({"m": "high"})
+    assert result["passed"] is False and "not a number" in result["reason"]
