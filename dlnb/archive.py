@@ -11,13 +11,13 @@ import numpy as np
 
 from dlnb.data import (
     ChecksumError,
-    _read_cache,
-    _write_npz_atomic,
     cache_path,
     data_dir,
     get_spec,
     load,
     names,
+    read_cache,
+    store_cache,
     verify_arrays,
 )
 
@@ -41,7 +41,7 @@ def verify(dataset_names: list[str] | None = None) -> dict[str, str]:
             results[name] = "not cached"
             continue
         try:
-            _read_cache(get_spec(name))  # an unreadable or altered cache is a ChecksumError
+            read_cache(get_spec(name))  # an unreadable or altered cache is a ChecksumError
             results[name] = "ok"
         except ChecksumError as exc:
             results[name] = f"FAILED: {exc}"
@@ -95,8 +95,12 @@ def unpack(archive: str | Path) -> list[str]:
             except Exception as exc:
                 raise ChecksumError(f"{name} in archive {archive}", "a readable npz", f"unreadable ({exc})",
                                     "The archive is corrupt or truncated: copy it again.") from exc
-            verify_arrays(get_spec(name), arrays, f"{archive}:{member.name}")
-            _write_npz_atomic(cache_path(name), arrays)
+            spec = get_spec(name)
+            digest = verify_arrays(spec, arrays, f"{archive}:{member.name}")
+            if digest != listed[name]:
+                raise ChecksumError(f"{name} in archive {archive}", str(listed[name]), str(digest),
+                                    "The archive was altered after packing: pack it again.")
+            store_cache(spec, arrays)
             restored.append(name)
     return restored
 

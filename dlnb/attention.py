@@ -148,7 +148,7 @@ class TransformerEncoder(nn.Module):
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.d_model)
         if c.positions == "learned":
-            self.pos = nn.Parameter(torch.randn(c.max_len, c.d_model) * 0.02)
+            self.pos = nn.Parameter(torch.randn(c.max_len, c.d_model))  # same scale as embed
         elif c.positions == "sinusoidal":
             self.register_buffer("pos", sinusoidal_positions(c.max_len, c.d_model), persistent=False)
         else:
@@ -163,7 +163,7 @@ class TransformerEncoder(nn.Module):
                 output_attentions: bool = False) -> EncoderOutput:
         """input_ids (B, T) int, attention_mask (B, T) 1/0 -> EncoderOutput(logits (B, classes))."""
         self._check(input_ids, attention_mask)
-        x = self.embed(input_ids) * math.sqrt(self.config.d_model)
+        x = self.embed(input_ids)  # N(0, 1) init: the same scale as the positions
         if self.pos is not None:
             x = x + self.pos[: input_ids.size(1)]
         x = self.drop(x)

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import importlib
+import json
 import os
 import tempfile
 import urllib.request
@@ -189,7 +190,8 @@ def _write_npz_atomic(path: Path, arrays: Arrays) -> None:
         raise
 
 
-def _read_cache(spec: DatasetSpec) -> Arrays | None:
+def read_cache(spec: DatasetSpec) -> Arrays | None:
+    """The verified cached arrays of `spec`, or None when nothing is cached."""
     path = cache_path(spec.name)
     if not path.exists():
         return None
@@ -202,7 +204,33 @@ def _read_cache(spec: DatasetSpec) -> Arrays | None:
             f"Delete {path} and load again.",
         ) from exc
     verify_arrays(spec, arrays, str(path))
+    if spec.checksums is None:
+        _check_recorded_digest(spec, arrays, path)
     return arrays
+
+
+def _digest_path(name: str) -> Path:
+    return cache_path(name).with_suffix(".sha256.json")
+
+
+def _check_recorded_digest(spec: DatasetSpec, arrays: Arrays, path: Path) -> None:
+    """Datasets without pinned checksums are checked against the digest recorded when cached."""
+    recorded_path = _digest_path(spec.name)
+    if not recorded_path.exists():
+        raise ChecksumError(f"cache file {path}", "a recorded digest", "none",
+                            f"Delete {path} and load again to re-create it with its digest.")
+    recorded = json.loads(recorded_path.read_text())
+    for key, actual in spec.digest(arrays).items():
+        if recorded.get(key) != actual:
+            raise ChecksumError(f"array {key!r} of cache file {path}", str(recorded.get(key)), actual,
+                                f"The cache was altered or is incomplete: delete {path} and load again.")
+
+
+def store_cache(spec: DatasetSpec, arrays: Arrays) -> None:
+    """Write verified arrays to the cache (and, without pinned checksums, their digest beside them)."""
+    _write_npz_atomic(cache_path(spec.name), arrays)
+    if spec.checksums is None:
+        _digest_path(spec.name).write_text(json.dumps(spec.digest(arrays), indent=1))
 
 
 def download(file: RemoteFile, dest_dir: Path, timeout: float = 60.0) -> Path:
@@ -246,7 +274,7 @@ def _from_source(spec: DatasetSpec, source) -> Arrays:
 def load(name: str) -> Arrays:
     """Load dataset `name` as verified numpy arrays, from the first source that works."""
     spec = get_spec(name)
-    cached = _read_cache(spec)
+    cached = read_cache(spec)
     if cached is not None:
         return cached
     failures = []
@@ -259,7 +287,7 @@ def load(name: str) -> Arrays:
             failures.append(f"- {source.describe()}: {type(exc).__name__}: {exc}")
             continue
         verify_arrays(spec, arrays, source.describe())
-        _write_npz_atomic(cache_path(name), arrays)
+        store_cache(spec, arrays)
         return arrays
     raise DatasetUnavailable(
         f"Dataset {name!r} could not be loaded from any source:\n" + "\n".join(failures) + "\n"

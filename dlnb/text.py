@@ -276,3 +276,73 @@ def tfidf_classifier(train: tuple, test: tuple, *, label_names: Sequence[str], C
     pipeline.fit(check_texts(train[0]), y_train)
     accuracy = float((pipeline.predict(check_texts(test[0])) == y_test).mean())
     return {"accuracy": accuracy, "model": pipeline, "seconds": time.perf_counter() - start}
+
+
+# --- data-efficiency curves ----------------------------------------------------------------------
+
+def per_class_subset(labels: Sequence[int], n_per_class: int | None, seed: int) -> np.ndarray:
+    """Sorted indices of `n_per_class` seeded random examples of every class (all when None)."""
+    labels = np.asarray(labels)
+    if n_per_class is None:
+        return np.arange(len(labels))
+    rng = np.random.default_rng(seed)
+    picks = []
+    for cls in np.unique(labels):
+        members = np.flatnonzero(labels == cls)
+        if n_per_class > len(members):
+            raise ValueError(f"Asked for {n_per_class} examples of class {cls} but there are only "
+                             f"{len(members)}: use a smaller size, or None for all of them.")
+        picks.append(rng.choice(members, size=n_per_class, replace=False))
+    return np.sort(np.concatenate(picks))
+
+
+def data_efficiency(methods: dict[str, Callable[[np.ndarray, int], dict]], labels: Sequence[int],
+                    sizes: Sequence[int | None], seeds: Sequence[int]):
+    """Run every method on every (examples per class, seed) subset of the training set.
+
+    `methods[name](train_indices, seed)` trains on those rows and returns a dict with at least
+    `accuracy`. Returns a DataFrame: method, n_per_class (-1 = all), seed, accuracy, seconds.
+    """
+    import pandas as pd
+
+    rows = []
+    for size in sizes:
+        for seed in seeds:
+            indices = per_class_subset(labels, size, seed)
+            for name, method in methods.items():
+                start = time.perf_counter()
+                result = method(indices, seed)
+                rows.append({"method": name, "n_per_class": -1 if size is None else size,
+                             "n_train": len(indices), "seed": seed,
+                             "accuracy": float(result["accuracy"]),
+                             "seconds": time.perf_counter() - start})
+    return pd.DataFrame(rows)
+
+
+def summarise_curve(frame):
+    """Mean and standard deviation of accuracy per method (columns) and size (rows)."""
+    table = frame.groupby(["n_per_class", "method"])["accuracy"].agg(["mean", "std"]).unstack("method")
+    return table.sort_index(key=lambda idx: np.where(idx == -1, np.iinfo(np.int64).max, idx))
+
+
+def plot_data_efficiency(frame, ax=None, chance: float | None = None, title: str | None = None):
+    """Accuracy against training examples per class, one line per method (mean, min-max band)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    sizes = sorted(frame["n_train"].unique())
+    for name, part in frame.groupby("method", sort=False):
+        stats = part.groupby("n_train")["accuracy"].agg(["mean", "min", "max"]).reindex(sizes)
+        ax.plot(stats.index, stats["mean"], marker="o", label=name)
+        ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.15)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("training examples (all classes)")
+    ax.set_ylabel("test accuracy")
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax.figure, ax

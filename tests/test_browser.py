@@ -8,7 +8,9 @@ checks from the DOM that the widget rendered and its image changed. A screenshot
 
 from __future__ import annotations
 
+import json
 import os
+import re
 import secrets
 import shutil
 import socket
@@ -54,7 +56,7 @@ def _free_port() -> int:
 
 @pytest.fixture
 def jupyter_lab(tmp_path):
-    """A JupyterLab server on 127.0.0.1 serving a copy of the explorer notebook; yields its URL."""
+    """A JupyterLab server on 127.0.0.1 serving a copy of the explorer notebook: (base URL, token)."""
     work = tmp_path / "lab"
     work.mkdir()
     for name in ("widget_explorer.ipynb", "tiny_models.py"):
@@ -101,7 +103,7 @@ def jupyter_lab(tmp_path):
                         + (tmp_path / "jupyter.log").read_text()[-3000:]
                     )
                 time.sleep(0.5)
-        yield f"{base}/lab/tree/widget_explorer.ipynb?token={token}"
+        yield base, token
     finally:
         proc.terminate()
         try:
@@ -109,6 +111,32 @@ def jupyter_lab(tmp_path):
         except subprocess.TimeoutExpired:
             proc.kill()
         log.close()
+
+
+def _wait_for_connected_kernel(base: str, token: str, timeout: float = 60) -> None:
+    """Until the page's kernel is started, idle and has the browser's websocket attached."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        with urllib.request.urlopen(f"{base}/api/sessions?token={token}", timeout=5) as r:
+            kernels = [s["kernel"] for s in json.load(r)]
+        if any(k["execution_state"] == "idle" and k["connections"] > 0 for k in kernels):
+            return
+        time.sleep(0.5)
+    pytest.fail(f"No kernel connected to the notebook within {timeout} s: {kernels}")
+
+
+def _choose(page, label: str, option: str, old_src: str) -> str:
+    """Pick `option` in the explorer's dropdown called `label`; wait for a new image; its src."""
+    box = page.locator(".widget-dropdown").filter(
+        has=page.locator("label", has_text=re.compile(f"^{label}$"))
+    )
+    box.locator("select").select_option(label=option)
+    page.wait_for_function(
+        "old => document.querySelector('.jp-OutputArea-output .widget-image').src !== old",
+        arg=old_src,
+        timeout=30_000,
+    )
+    return page.locator(".jp-OutputArea-output .widget-image").first.get_attribute("src")
 
 
 def test_explorer_renders_and_updates_in_jupyterlab(jupyter_lab):
@@ -120,11 +148,10 @@ def test_explorer_renders_and_updates_in_jupyterlab(jupyter_lab):
         browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
-            page.goto(jupyter_lab)
+            base, token = jupyter_lab
+            page.goto(f"{base}/lab/tree/widget_explorer.ipynb?token={token}")
             page.wait_for_selector(".jp-Notebook .jp-Cell", timeout=60_000)
-            page.wait_for_selector(
-                ".jp-Notebook-ExecutionIndicator[data-status='idle']", timeout=60_000
-            )
+            _wait_for_connected_kernel(base, token)
             page.locator(".lm-MenuBar-item", has_text="Run").click()  # Run > Run All Cells
             page.get_by_role("menuitem", name="Run All Cells", exact=True).click()
 
@@ -139,18 +166,12 @@ def test_explorer_renders_and_updates_in_jupyterlab(jupyter_lab):
             before = image.get_attribute("src")
             assert before and before.startswith("blob:")
 
-            method = page.locator(".widget-dropdown", has_text="method").locator("select")
-            method.select_option("gradcam")
-            page.wait_for_function(
-                "src => document.querySelector('.jp-OutputArea-output .widget-image').src !== src",
-                arg=before,
-                timeout=30_000,
-            )
-            page.locator(".jp-OutputArea-output .widget-html", has_text="gradcam in").wait_for(
-                timeout=30_000
-            )
-            after = image.get_attribute("src")
+            after = _choose(page, "method", "gradcam", before)  # a click in the browser
+            page.locator(".widget-html", has_text="gradcam in").wait_for(timeout=30_000)
             assert after != before
+            _choose(page, "sample", "sample 1", after)  # sample 1 holds a patch
+            top = page.locator(".widget-html", has_text="top predictions").locator("td").first
+            assert top.inner_text() == "patch"
             size = image.evaluate("img => [img.naturalWidth, img.naturalHeight]")
             assert size[0] > 100 and size[1] > 100  # the PNG decoded into a real picture
             page.screenshot(path=str(ARTIFACTS / "widget_explorer.png"), full_page=True)

@@ -416,3 +416,12 @@ def test_augmentation_fills_with_the_background():
     out = data.mnist_augment()(blank)
     assert out.shape == (1, 28, 28)
     assert torch.allclose(out, blank, atol=1e-5)
+
+
+def test_without_checksums_the_recorded_digest_guards_the_cache(tmp_data_dir, register):
+    spec = register(spec_of("unpinned", GeneratedSource(lambda: dict(TINY)), checksums=False))
+    data.load("unpinned")
+    arrays = {"x": IMAGES, "y": LABELS[::-1].copy()}  # same shape and dtype, altered content
+    np.savez(data.cache_path(spec.name), **arrays)
+    with pytest.raises(ChecksumError, match="altered or is incomplete"):
+        data.load("unpinned")

@@ -390,19 +390,22 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     interrupted, resumed = tmp_path / "interrupted.pt", tmp_path / "resumed.pt"
 
     # An uninterrupted run, then the same run hanging in epoch 3 until it is killed.
-    proc = subprocess.Popen(
-        [sys.executable, str(script), str(tmp_path / "ref_run"), str(ref), "0",
-         str(run_dir), str(interrupted), "3"],
-        env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
-    marker = Path(str(interrupted) + ".hanging")
-    deadline = time.monotonic() + 180
-    while not marker.exists():
-        if proc.poll() is not None or time.monotonic() > deadline:
-            proc.kill()
-            pytest.fail(f"the training script never reached epoch 3:\n{proc.communicate()[0]}")
-        time.sleep(0.1)
-    proc.kill()
-    proc.wait()
+    log = tmp_path / "interrupted.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [sys.executable, str(script), str(tmp_path / "ref_run"), str(ref), "0",
+             str(run_dir), str(interrupted), "3"],
+            env=env, stdout=out, stderr=subprocess.STDOUT)
+        marker = Path(str(interrupted) + ".hanging")
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"the training script never reached epoch 3:\n{log.read_text()}")
+            time.sleep(0.1)
+        proc.kill()  # SIGKILL: no handler, no cleanup, like a crash or a pre-empted job
+        proc.wait()
     assert not interrupted.exists()
     assert load_checkpoint(run_dir / "last.pt")["epoch"] == 2  # epoch 3 was lost mid-way
     assert [p.name for p in run_dir.iterdir()] == ["last.pt"]
