@@ -25,7 +25,12 @@ from dlnb.models import LeNet5  # noqa: E402
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--threads", type=int, default=torch.get_num_threads(), help="threads for torch and ONNX Runtime")
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=torch.get_num_threads(),
+        help="threads for torch and ONNX Runtime",
+    )
     p.add_argument("--large-batch", type=int, default=256)
     p.add_argument("--iters", type=int, default=500)
     a = p.parse_args()
@@ -41,14 +46,19 @@ def main() -> None:
             "onnxruntime": deploy.ort_session(path, threads=a.threads),
         }
         deploy.parity(model, runtimes["onnxruntime"], x.numpy())  # raises if the export is wrong
-        df = bench.benchmark(runtimes, x.numpy(), batch_sizes=(1, 32, a.large_batch), iters=a.iters,
-                             max_seconds=4.0)
-    print(f"CPU: {platform.processor() or platform.machine()}, {df.attrs['cpu_count']} logical cores; "
-          f"torch {torch.__version__} threads={df.attrs['torch_threads']}, ONNX Runtime intra-op threads={a.threads}")
+        df = bench.benchmark(
+            runtimes, x.numpy(), batch_sizes=(1, 32, a.large_batch), iters=a.iters, max_seconds=4.0
+        )
+    print(
+        f"CPU: {platform.processor() or platform.machine()}, {df.attrs['cpu_count']} logical cores; "
+        f"torch {torch.__version__} threads={df.attrs['torch_threads']}, ONNX Runtime intra-op threads={a.threads}"
+    )
     print(df.round(3).to_string(index=False))
     one = bench.speedup(df, "eager", "onnxruntime", 1, "p50_ms")
     large = bench.speedup(df, "eager", "onnxruntime", a.large_batch, "throughput_per_s")
-    print(f"ONNX Runtime / eager at batch 1 (p50 latency): {one:.2f}x (target >= 2x: {'met' if one >= 2 else 'MISSED'})")
+    print(
+        f"ONNX Runtime / eager at batch 1 (p50 latency): {one:.2f}x (target >= 2x: {'met' if one >= 2 else 'MISSED'})"
+    )
     print(f"ONNX Runtime / eager at batch {a.large_batch} (throughput): {large:.2f}x")
 
 

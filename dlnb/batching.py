@@ -14,14 +14,25 @@ from dlnb.deploy import NumpyFn
 class Batcher:
     """Queues requests and runs them through the model in batches on one worker thread."""
 
-    def __init__(self, fn: NumpyFn, max_batch_size: int, max_wait_s: float,
-                 on_batch: Callable[[int, float], None] = lambda rows, seconds: None):
+    def __init__(
+        self,
+        fn: NumpyFn,
+        max_batch_size: int,
+        max_wait_s: float,
+        on_batch: Callable[[int, float], None] = lambda rows, seconds: None,
+    ):
         if max_batch_size < 1:
             raise ValueError(f"max_batch_size must be at least 1, got {max_batch_size}.")
-        self.fn, self.max_batch_size, self.max_wait_s, self.on_batch = fn, max_batch_size, max_wait_s, on_batch
+        self.fn, self.max_batch_size, self.max_wait_s, self.on_batch = (
+            fn,
+            max_batch_size,
+            max_wait_s,
+            on_batch,
+        )
         self.queue: asyncio.Queue = asyncio.Queue()
         self.executor = ThreadPoolExecutor(1, thread_name_prefix="dlnb-inference")
-        self._carry = None
+        self._batch: list = []  # the requests being collected or run
+        self._carry = None  # a request that did not fit in the last batch
         self._task: asyncio.Task | None = None
 
     def start(self) -> None:
@@ -29,15 +40,15 @@ class Batcher:
         self._task = asyncio.get_running_loop().create_task(self._loop())
 
     async def stop(self) -> None:
-        """Stop the loop, fail whatever is still queued, and release the worker thread."""
+        """Stop the loop, fail whatever has not been answered, and release the worker thread."""
         if self._task is not None:
             self._task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
+        waiting = self._batch + ([self._carry] if self._carry else [])
         while not self.queue.empty():
-            _, fut = self.queue.get_nowait()
-            if not fut.done():
-                fut.set_exception(RuntimeError("The service is shutting down."))
+            waiting.append(self.queue.get_nowait())
+        _fail(waiting, RuntimeError("The service is shutting down."))
         self.executor.shutdown(wait=True)
 
     async def submit(self, x: np.ndarray) -> np.ndarray:
@@ -46,12 +57,13 @@ class Batcher:
         await self.queue.put((x, fut))
         return await fut
 
-    async def _next_batch(self) -> list:
-        """Take queued requests until `max_batch_size` samples or `max_wait_s` after the first one."""
+    async def _collect(self) -> None:
+        """Fill `self._batch` with queued requests: up to `max_batch_size` samples, waiting at most
+        `max_wait_s` after the first; a request that would overflow the batch waits for the next."""
         loop = asyncio.get_running_loop()
-        items = [self._carry or await self.queue.get()]
+        self._batch = [self._carry or await self.queue.get()]
         self._carry = None
-        rows = len(items[0][0])
+        rows = len(self._batch[0][0])
         deadline = loop.time() + self.max_wait_s
         while rows < self.max_batch_size:
             try:
@@ -67,22 +79,25 @@ class Batcher:
             if rows + len(item[0]) > self.max_batch_size:
                 self._carry = item
                 break
-            items.append(item)
+            self._batch.append(item)
             rows += len(item[0])
-        return items
 
     async def _loop(self) -> None:
         loop = asyncio.get_running_loop()
         while True:
-            items = await self._next_batch()
+            await self._collect()
+            items = self._batch
             x = np.concatenate([x for x, _ in items]) if len(items) > 1 else items[0][0]
             t0 = time.perf_counter()
             try:
                 out = await loop.run_in_executor(self.executor, self.fn, x)
-            except Exception as e:  # the model failed: every waiting request gets the error
-                for _, fut in items:
-                    if not fut.done():
-                        fut.set_exception(e)
+                if len(out) != len(x):
+                    raise ValueError(
+                        f"The model returned {len(out)} rows for a batch of {len(x)} samples."
+                    )
+            except Exception as e:  # the model failed: every request of this batch gets the error
+                _fail(items, e)
+                self._batch = []
                 continue
             self.on_batch(len(x), time.perf_counter() - t0)
             start = 0
@@ -90,3 +105,11 @@ class Batcher:
                 if not fut.done():  # a client that went away leaves a cancelled future
                     fut.set_result(out[start : start + len(xi)])
                 start += len(xi)
+            self._batch = []
+
+
+def _fail(items: list, error: Exception) -> None:
+    """Answer every waiting request of `items` with `error`."""
+    for _, fut in items:
+        if not fut.done():
+            fut.set_exception(error)

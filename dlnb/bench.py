@@ -35,7 +35,9 @@ def _tile(sample: np.ndarray, batch_size: int) -> np.ndarray:
     return np.ascontiguousarray(np.concatenate([sample] * reps)[:batch_size], dtype=np.float32)
 
 
-def time_calls(fn: NumpyFn, x: np.ndarray, n: int, max_seconds: float = float("inf")) -> list[float]:
+def time_calls(
+    fn: NumpyFn, x: np.ndarray, n: int, max_seconds: float = float("inf")
+) -> list[float]:
     """Wall-clock seconds of up to `n` calls `fn(x)`, stopping early after `max_seconds`."""
     times: list[float] = []
     start = time.perf_counter()
@@ -48,8 +50,16 @@ def time_calls(fn: NumpyFn, x: np.ndarray, n: int, max_seconds: float = float("i
     return times
 
 
-def benchmark(runtimes: dict, sample: np.ndarray, batch_sizes: tuple[int, ...] = (1, 16, 64, 256), *,
-              warmup: int = 20, iters: int = 300, rounds: int = 5, max_seconds: float = 2.0) -> pd.DataFrame:
+def benchmark(
+    runtimes: dict,
+    sample: np.ndarray,
+    batch_sizes: tuple[int, ...] = (1, 16, 64, 256),
+    *,
+    warmup: int = 20,
+    iters: int = 300,
+    rounds: int = 5,
+    max_seconds: float = 2.0,
+) -> pd.DataFrame:
     """Latency percentiles and throughput of each runtime at each batch size, in one interleaved run.
 
     `runtimes` maps a name to anything `dlnb.deploy.as_numpy_fn` runs (nn.Module, TorchScript,
@@ -69,23 +79,34 @@ def benchmark(runtimes: dict, sample: np.ndarray, batch_sizes: tuple[int, ...] =
                 times[name] += time_calls(fn, x, -(-iters // rounds), max_seconds / rounds)
         for name, ts in times.items():
             t = np.asarray(ts)
-            rows.append({
-                "runtime": name, "batch_size": bs,
-                "p50_ms": 1e3 * np.percentile(t, 50), "p95_ms": 1e3 * np.percentile(t, 95),
-                "p99_ms": 1e3 * np.percentile(t, 99), "mean_ms": 1e3 * t.mean(),
-                "throughput_per_s": bs / t.mean(), "calls": len(t), "threads": _threads_of(runtimes[name]),
-            })
+            rows.append(
+                {
+                    "runtime": name,
+                    "batch_size": bs,
+                    "p50_ms": 1e3 * np.percentile(t, 50),
+                    "p95_ms": 1e3 * np.percentile(t, 95),
+                    "p99_ms": 1e3 * np.percentile(t, 99),
+                    "mean_ms": 1e3 * t.mean(),
+                    "throughput_per_s": bs / t.mean(),
+                    "calls": len(t),
+                    "threads": _threads_of(runtimes[name]),
+                }
+            )
     df = pd.DataFrame(rows)
     df.attrs.update(thread_settings())
     return df
 
 
-def speedup(df: pd.DataFrame, baseline: str, candidate: str, batch_size: int, metric: str = "p50_ms") -> float:
+def speedup(
+    df: pd.DataFrame, baseline: str, candidate: str, batch_size: int, metric: str = "p50_ms"
+) -> float:
     """How many times faster `candidate` is than `baseline` at one batch size (latency ratio, or throughput ratio)."""
     at = df[df.batch_size == batch_size].set_index("runtime")[metric]
     missing = {baseline, candidate} - set(at.index)
     if missing:
-        raise ValueError(f"No rows for {sorted(missing)} at batch size {batch_size}; benchmark them first.")
+        raise ValueError(
+            f"No rows for {sorted(missing)} at batch size {batch_size}; benchmark them first."
+        )
     ratio = at[baseline] / at[candidate]
     return float(1 / ratio if metric == "throughput_per_s" else ratio)
 
@@ -100,7 +121,9 @@ def plot_latency(df: pd.DataFrame, batch_size: int = 1, ax=None):
     sub.columns = ["p50", "p95", "p99"]
     sub.plot.bar(ax=ax, rot=0)
     ax.set_ylabel("latency (ms)")
-    ax.set_title(f"Latency at batch {batch_size} ({df.attrs.get('torch_threads', '?')} torch threads)")
+    ax.set_title(
+        f"Latency at batch {batch_size} ({df.attrs.get('torch_threads', '?')} torch threads)"
+    )
     return ax.figure, ax
 
 
@@ -111,7 +134,12 @@ def plot_throughput(df: pd.DataFrame, ax=None):
     if ax is None:
         _, ax = plt.subplots(figsize=(6, 3.5))
     for name, sub in df.groupby("runtime", sort=False):
-        ax.plot(sub.batch_size, sub.throughput_per_s, marker="o", label=f"{name} ({sub.threads.iloc[0]} threads)")
+        ax.plot(
+            sub.batch_size,
+            sub.throughput_per_s,
+            marker="o",
+            label=f"{name} ({sub.threads.iloc[0]} threads)",
+        )
     ax.set_xscale("log", base=2)
     ax.set_yscale("log")
     ax.set_xlabel("batch size")
@@ -137,8 +165,14 @@ async def _post(reader, writer, request: bytes) -> tuple[int, bytes, bool]:
     return status, await reader.readexactly(length), close
 
 
-async def _drive(url: str, bodies: list[bytes], expected: np.ndarray | None, clients: int, requests: int,
-                 timeout: float) -> dict:
+async def _drive(
+    url: str,
+    bodies: list[bytes],
+    expected: np.ndarray | None,
+    clients: int,
+    requests: int,
+    timeout: float,
+) -> dict:
     """Send `requests` POSTs to /predict from `clients` keep-alive connections; count errors and wrong answers.
 
     A minimal HTTP/1.1 client on asyncio streams (as wrk or hey would be): a Python HTTP client
@@ -162,7 +196,13 @@ async def _drive(url: str, bodies: list[bytes], expected: np.ndarray | None, cli
             try:
                 conn = conn or await asyncio.open_connection(host, port)
                 status, body, close = await asyncio.wait_for(_post(*conn, reqs[k]), timeout)
-            except (OSError, asyncio.TimeoutError, asyncio.IncompleteReadError, ValueError, IndexError) as e:
+            except (
+                OSError,
+                asyncio.TimeoutError,
+                asyncio.IncompleteReadError,
+                ValueError,
+                IndexError,
+            ) as e:
                 errors.append(f"{type(e).__name__}: {e}")
                 conn, close = None, False
                 continue
@@ -182,15 +222,29 @@ async def _drive(url: str, bodies: list[bytes], expected: np.ndarray | None, cli
     seconds = time.perf_counter() - t0
     lat = np.asarray(latencies) if latencies else np.asarray([np.nan])
     return {
-        "requests": requests, "clients": clients, "errors": len(errors), "wrong": wrong, "seconds": seconds,
-        "throughput_rps": requests / seconds, "p50_ms": float(1e3 * np.percentile(lat, 50)),
-        "p95_ms": float(1e3 * np.percentile(lat, 95)), "p99_ms": float(1e3 * np.percentile(lat, 99)),
+        "requests": requests,
+        "clients": clients,
+        "errors": len(errors),
+        "wrong": wrong,
+        "seconds": seconds,
+        "throughput_rps": requests / seconds,
+        "p50_ms": float(1e3 * np.percentile(lat, 50)),
+        "p95_ms": float(1e3 * np.percentile(lat, 95)),
+        "p99_ms": float(1e3 * np.percentile(lat, 99)),
         "error_examples": errors[:3],
     }
 
 
-def load_test(url: str, inputs: np.ndarray, *, expected: np.ndarray | None = None, clients: int = 32,
-              requests: int = 1000, samples_per_request: int = 1, timeout: float = 60.0) -> dict:
+def load_test(
+    url: str,
+    inputs: np.ndarray,
+    *,
+    expected: np.ndarray | None = None,
+    clients: int = 32,
+    requests: int = 1000,
+    samples_per_request: int = 1,
+    timeout: float = 60.0,
+) -> dict:
     """Drive a running service with concurrent clients; returns throughput, latency percentiles, errors.
 
     Request k sends `samples_per_request` rows of `inputs` (JSON encoded once, up front, so the
@@ -201,9 +255,13 @@ def load_test(url: str, inputs: np.ndarray, *, expected: np.ndarray | None = Non
     inputs = np.asarray(inputs, dtype=np.float32)
     n = len(inputs) // samples_per_request
     if n == 0:
-        raise ValueError(f"Need at least samples_per_request={samples_per_request} inputs, got {len(inputs)}.")
+        raise ValueError(
+            f"Need at least samples_per_request={samples_per_request} inputs, got {len(inputs)}."
+        )
     chunks = [slice(i * samples_per_request, (i + 1) * samples_per_request) for i in range(n)]
     bodies = [json.dumps({"inputs": inputs[c].tolist()}).encode() for c in chunks]
     exp = None if expected is None else np.stack([np.asarray(expected)[c] for c in chunks])
     with ThreadPoolExecutor(1) as pool:
-        return pool.submit(asyncio.run, _drive(url, bodies, exp, clients, requests, timeout)).result()
+        return pool.submit(
+            asyncio.run, _drive(url, bodies, exp, clients, requests, timeout)
+        ).result()

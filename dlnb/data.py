@@ -23,7 +23,7 @@ import numpy as np
 Arrays = dict[str, np.ndarray]
 
 #: Modules that register datasets when imported (imported lazily by `names()` / `get_spec()`).
-CATALOGS: tuple[str, ...] = ("dlnb.datasets", "dlnb.tabular_data")
+CATALOGS: tuple[str, ...] = ("dlnb.datasets", "dlnb.tabular_catalog")
 
 _REGISTRY: dict[str, DatasetSpec] = {}
 
@@ -209,13 +209,14 @@ def read_cache(spec: DatasetSpec) -> Arrays | None:
     return arrays
 
 
-def _digest_path(name: str) -> Path:
+def digest_path(name: str) -> Path:
+    """Where the digest of a dataset without pinned checksums is recorded beside its cache."""
     return cache_path(name).with_suffix(".sha256.json")
 
 
 def _check_recorded_digest(spec: DatasetSpec, arrays: Arrays, path: Path) -> None:
     """Datasets without pinned checksums are checked against the digest recorded when cached."""
-    recorded_path = _digest_path(spec.name)
+    recorded_path = digest_path(spec.name)
     if not recorded_path.exists():
         raise ChecksumError(f"cache file {path}", "a recorded digest", "none",
                             f"Delete {path} and load again to re-create it with its digest.")
@@ -230,7 +231,7 @@ def store_cache(spec: DatasetSpec, arrays: Arrays) -> None:
     """Write verified arrays to the cache (and, without pinned checksums, their digest beside them)."""
     _write_npz_atomic(cache_path(spec.name), arrays)
     if spec.checksums is None:
-        _digest_path(spec.name).write_text(json.dumps(spec.digest(arrays), indent=1))
+        digest_path(spec.name).write_text(json.dumps(spec.digest(arrays), indent=1))
 
 
 def download(file: RemoteFile, dest_dir: Path, timeout: float = 60.0) -> Path:

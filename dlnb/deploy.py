@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import copy
 import os
 import tempfile
 import warnings
@@ -42,8 +44,10 @@ def _example_batch(example: torch.Tensor) -> torch.Tensor:
 
 
 def _eval_cpu(model: nn.Module) -> nn.Module:
-    """Put a model in eval mode on the CPU (exports are portable CPU artefacts)."""
-    return model.eval().to("cpu")
+    """The model in eval mode on the CPU (exports are portable CPU artefacts); a copy if it is elsewhere."""
+    if any(t.device.type != "cpu" for t in [*model.parameters(), *model.buffers()]):
+        model = copy.deepcopy(model).to("cpu")
+    return model.eval()
 
 
 def export_torchscript(model: nn.Module, example: torch.Tensor, path: str | Path | None = None):
@@ -66,13 +70,17 @@ def export_program(model: nn.Module, example: torch.Tensor, path: str | Path | N
     """Capture a model with `torch.export` (dynamic batch axis); save it as `.pt2` when `path` is given."""
     model = _eval_cpu(model)
     batch = torch.export.Dim("batch", min=1)
-    program = torch.export.export(model, (_example_batch(example).cpu(),), dynamic_shapes=({0: batch},))
+    program = torch.export.export(
+        model, (_example_batch(example).cpu(),), dynamic_shapes=({0: batch},)
+    )
     if path is not None:
         torch.export.save(program, str(path))
     return program
 
 
-def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset: int | None = None) -> Path:
+def export_onnx(
+    model: nn.Module, example: torch.Tensor, path: str | Path, opset: int | None = None
+) -> Path:
     """Export a model to a single ONNX file with a dynamic batch axis (input `input`, output `output`)."""
     _require("onnxscript", "onnxscript")
     model = _eval_cpu(model)
@@ -94,7 +102,9 @@ def export_onnx(model: nn.Module, example: torch.Tensor, path: str | Path, opset
     return path
 
 
-def ort_session(path: str | Path, threads: int | None = None, optimization: str = "all", spin: bool = True):
+def ort_session(
+    path: str | Path, threads: int | None = None, optimization: str = "all", spin: bool = True
+):
     """Open an ONNX Runtime CPU session with graph optimisations; `threads` defaults to torch's thread count.
 
     `spin=False` stops idle intra-op threads from busy-waiting: slightly slower calls, but the
@@ -111,7 +121,9 @@ def ort_session(path: str | Path, threads: int | None = None, optimization: str 
         raise ValueError(f"optimization must be one of {sorted(levels)}, got {optimization!r}.")
     path = Path(path)
     if not path.is_file():
-        raise FileNotFoundError(f"No ONNX model at {path}. Export one first with dlnb.deploy.export_onnx(model, example, path).")
+        raise FileNotFoundError(
+            f"No ONNX model at {path}. Export one first with dlnb.deploy.export_onnx(model, example, path)."
+        )
     options = ort.SessionOptions()
     options.graph_optimization_level = levels[optimization]
     options.intra_op_num_threads = threads or torch.get_num_threads()
@@ -136,7 +148,9 @@ def sample_shape(session) -> tuple[int, ...]:
     """The per-sample input shape of an ONNX Runtime session (its input shape without the batch axis)."""
     shape = session.get_inputs()[0].shape[1:]
     if not all(isinstance(d, int) for d in shape):
-        raise ValueError(f"Only the batch axis may be dynamic; this model's input shape is {['batch', *shape]}.")
+        raise ValueError(
+            f"Only the batch axis may be dynamic; this model's input shape is {['batch', *shape]}."
+        )
     return tuple(shape)
 
 
@@ -145,14 +159,17 @@ def as_numpy_fn(model) -> NumpyFn:
     if isinstance(model, torch.export.ExportedProgram):
         model = model.module()
     if isinstance(model, nn.Module):
-        try:
+        with contextlib.suppress(
+            NotImplementedError
+        ):  # torch.export's module() is always in eval mode
             model.eval()
-        except NotImplementedError:  # torch.export's module() refuses .eval(); it is already in eval mode
-            pass
+        param = next(model.parameters(), None)
+        device = param.device if param is not None else torch.device("cpu")
 
         def run_torch(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():
-                return model(torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))).numpy()
+                batch = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(device)
+                return model(batch).float().cpu().numpy()  # .cpu() waits for the device
 
         return run_torch
     if hasattr(model, "run") and hasattr(model, "get_inputs"):
@@ -164,7 +181,9 @@ def as_numpy_fn(model) -> NumpyFn:
         return run_ort
     if callable(model):
         return model
-    raise TypeError(f"Cannot run a {type(model).__name__}: pass an nn.Module, ExportedProgram, ORT session or a function.")
+    raise TypeError(
+        f"Cannot run a {type(model).__name__}: pass an nn.Module, ExportedProgram, ORT session or a function."
+    )
 
 
 def batched(fn: NumpyFn, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
@@ -172,8 +191,16 @@ def batched(fn: NumpyFn, x: np.ndarray, batch_size: int = 512) -> np.ndarray:
     return np.concatenate([fn(x[i : i + batch_size]) for i in range(0, len(x), batch_size)])
 
 
-def parity(reference, candidate, inputs: np.ndarray, *, atol: float = 1e-4, rtol: float = 1e-3,
-           batch_size: int = 512, strict: bool = True) -> dict:
+def parity(
+    reference,
+    candidate,
+    inputs: np.ndarray,
+    *,
+    atol: float = 1e-4,
+    rtol: float = 1e-3,
+    batch_size: int = 512,
+    strict: bool = True,
+) -> dict:
     """Compare a candidate runtime's outputs with a reference's on the same inputs.
 
     Reports the max absolute error, the max relative error (per sample, the largest absolute
@@ -187,13 +214,17 @@ def parity(reference, candidate, inputs: np.ndarray, *, atol: float = 1e-4, rtol
     if ref.shape != cand.shape:
         raise ParityError(f"Output shapes differ: reference {ref.shape}, candidate {cand.shape}.")
     diff = np.abs(ref - cand)
-    per_sample = diff.reshape(len(diff), -1).max(1) / np.maximum(np.abs(ref).reshape(len(ref), -1).max(1), 1e-12)
+    per_sample = diff.reshape(len(diff), -1).max(1) / np.maximum(
+        np.abs(ref).reshape(len(ref), -1).max(1), 1e-12
+    )
     report = {
         "n": len(inputs),
         "max_abs_error": float(diff.max()),
         "mean_abs_error": float(diff.mean()),
         "max_rel_error": float(per_sample.max()),
-        "argmax_agreement": float((ref.argmax(-1) == cand.argmax(-1)).mean()) if ref.ndim > 1 else float("nan"),
+        "argmax_agreement": float((ref.argmax(-1) == cand.argmax(-1)).mean())
+        if ref.ndim > 1
+        else float("nan"),
         "atol": atol,
         "rtol": rtol,
         "ok": bool(np.all(diff <= atol + rtol * np.abs(ref))),
@@ -222,7 +253,9 @@ def quantize_onnx(src: str | Path, dst: str | Path, per_channel: bool = False) -
     with tempfile.TemporaryDirectory() as tmp:
         prepared = Path(tmp) / "prepared.onnx"
         quant_pre_process(str(src), str(prepared))
-        quantize_dynamic(str(prepared), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8)
+        quantize_dynamic(
+            str(prepared), str(dst), per_channel=per_channel, weight_type=QuantType.QInt8
+        )
     return dst
 
 
@@ -232,11 +265,19 @@ def accuracy(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> floa
     return float((logits.argmax(-1) == np.asarray(y)).mean())
 
 
-def quantization_report(fp32_path: str | Path, int8_path: str | Path, x: np.ndarray, y: np.ndarray,
-                        threads: int | None = None) -> dict:
+def quantization_report(
+    fp32_path: str | Path,
+    int8_path: str | Path,
+    x: np.ndarray,
+    y: np.ndarray,
+    threads: int | None = None,
+) -> dict:
     """Size and accuracy of an fp32 ONNX model against its int8 version on the same labelled data."""
     sizes = {name: os.path.getsize(p) for name, p in (("fp32", fp32_path), ("int8", int8_path))}
-    acc = {name: accuracy(ort_session(p, threads), x, y) for name, p in (("fp32", fp32_path), ("int8", int8_path))}
+    acc = {
+        name: accuracy(ort_session(p, threads), x, y)
+        for name, p in (("fp32", fp32_path), ("int8", int8_path))
+    }
     return {
         "fp32_bytes": sizes["fp32"],
         "int8_bytes": sizes["int8"],

@@ -53,11 +53,13 @@ def is_main_process() -> bool:
 
 
 def default_backend() -> str:
-    """NCCL when this process has a CUDA device of its own, gloo otherwise (CPU, macOS, Windows)."""
+    """NCCL when every process on this machine has a CUDA device of its own, gloo otherwise
+    (CPUs, macOS, Windows, or more processes than GPUs). `$DLNB_DIST_BACKEND` overrides it."""
     forced = os.environ.get("DLNB_DIST_BACKEND")
     if forced:
         return forced
-    if torch.cuda.is_available() and local_rank() < torch.cuda.device_count():
+    per_machine = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    if torch.cuda.is_available() and per_machine <= torch.cuda.device_count():
         return "nccl"
     return "gloo"
 
@@ -110,7 +112,7 @@ def barrier() -> None:
 def rank_device(device: torch.device) -> torch.device:
     """The device this rank should use: `cuda` becomes `cuda:<LOCAL_RANK>` under torchrun."""
     if device.type == "cuda" and device.index is None and launched_by_torchrun():
-        return torch.device("cuda", local_rank())
+        return torch.device("cuda", local_rank() % max(1, torch.cuda.device_count()))
     return device
 
 

@@ -78,7 +78,7 @@ def equal_fpr_thresholds(scores, y_true, groups, target_fpr: float | None = None
 def apply_thresholds(scores, groups, thresholds: dict[str, float]) -> np.ndarray:
     """0/1 predictions using each row's group threshold."""
     scores, groups = np.asarray(scores, float), np.asarray(groups).astype(str)
-    missing = sorted(set(np.unique(groups)) - set(thresholds))
+    missing = sorted(set(map(str, np.unique(groups))) - set(thresholds))
     if missing:
         raise ValueError(f"No threshold for groups {missing}; fit the thresholds on data containing them.")
     return (scores >= np.array([thresholds[g] for g in groups])).astype(int)

@@ -11,6 +11,7 @@ from collections.abc import Iterator
 
 import torch
 import torch.nn.functional as F
+from torch.utils.data import TensorDataset
 
 from dlnb.data import Loaders, split_indices
 from dlnb.gpu import pick_device
@@ -64,6 +65,7 @@ class GpuLoader:
         self.device = pick_device(device) if isinstance(device, str) else device
         self.x = x.to(self.device)
         self.y = y.to(self.device)
+        self.dataset = TensorDataset(self.x, self.y)  # as DataLoader has: len(loader.dataset)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last

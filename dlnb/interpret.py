@@ -196,8 +196,13 @@ def attribute(
     noise_level: float = 0.15,
     window: int | None = None,
     stride: int | None = None,
+    internal_batch_size: int | None = 16,
 ) -> Attribution:
-    """Attribute the model's score for `target` (default: the predicted class) on batch `x`."""
+    """Attribute the model's score for `target` (default: the predicted class) on batch `x`.
+
+    `internal_batch_size` bounds how many perturbed copies (IG steps, noisy samples, occluded
+    images) go through the model at once: lower it when memory is short.
+    """
     from captum.attr import (
         IntegratedGradients,
         LayerAttribution,
@@ -222,7 +227,12 @@ def attribute(
         if method == "integrated_gradients":
             base = make_baseline(x, baseline)
             attr, d = IntegratedGradients(model).attribute(
-                x, base, target=t, n_steps=n_steps, return_convergence_delta=True
+                x,
+                base,
+                target=t,
+                n_steps=n_steps,
+                internal_batch_size=internal_batch_size,
+                return_convergence_delta=True,
             )
             with torch.no_grad():
                 gap = (logits - _logits(model, base)).gather(1, t[:, None]).squeeze(1)
@@ -233,7 +243,13 @@ def attribute(
         elif method == "smoothgrad":
             stdev = noise_level * float(x.max() - x.min())
             attr = NoiseTunnel(Saliency(model)).attribute(
-                x.detach().requires_grad_(), nt_type="smoothgrad", nt_samples=nt_samples, stdevs=stdev, target=t, abs=False
+                x.detach().requires_grad_(),
+                nt_type="smoothgrad",
+                nt_samples=nt_samples,
+                nt_samples_batch_size=internal_batch_size,
+                stdevs=stdev,
+                target=t,
+                abs=False,
             )
         elif method == "occlusion":
             if x.ndim != 4:
@@ -248,7 +264,7 @@ def attribute(
                 strides=(x.shape[1], s, s),
                 baselines=make_baseline(x, baseline),
                 target=t,
-                perturbations_per_eval=16,
+                perturbations_per_eval=internal_batch_size or 16,
             )
         else:
             cam = LayerGradCam(model, layer_module).attribute(x, target=t, relu_attributions=True)
@@ -452,6 +468,8 @@ def sanity_check(
             float(np.mean([spearman(a, b) for a, b in zip(reference, current, strict=True)]))
         )
         first, last = group[0][0], group[-1][0]
-        steps.append("all layers" if mode == "full" else first if first == last else f"{first}..{last}")
+        steps.append(
+            "all layers" if mode == "full" else first if first == last else f"{first}..{last}"
+        )
     name = method if isinstance(method, str) else getattr(method, "__name__", "custom")
     return SanityResult(name, mode, steps, rhos, bound)

@@ -46,9 +46,13 @@ def _check_1d(name: str, values) -> np.ndarray:
     """A non-empty finite 1-D float array, or a clear error."""
     a = np.asarray(values, dtype=np.float64)
     if a.ndim != 1 or len(a) == 0:
-        raise ValueError(f"{name} must be a non-empty 1-D array of one feature's values, got shape {a.shape}.")
+        raise ValueError(
+            f"{name} must be a non-empty 1-D array of one feature's values, got shape {a.shape}."
+        )
     if not np.isfinite(a).all():
-        raise ValueError(f"{name} contains NaN or infinite values; drop or impute them before monitoring.")
+        raise ValueError(
+            f"{name} contains NaN or infinite values; drop or impute them before monitoring."
+        )
     return a
 
 
@@ -61,10 +65,16 @@ def psi(reference, live, bins: int = 10, eps: float = 1e-4) -> float:
     return _psi_from_counts(ref_counts, live_counts, eps)
 
 
-def categorical_psi(reference, live, categories: Iterable | None = None, eps: float = 1e-4) -> float:
+def categorical_psi(
+    reference, live, categories: Iterable | None = None, eps: float = 1e-4
+) -> float:
     """Population stability index of a discrete feature (e.g. predicted class), one bin per category."""
     ref, cur = np.asarray(reference).ravel(), np.asarray(live).ravel()
-    cats = np.unique(np.concatenate([ref, cur])) if categories is None else np.asarray(list(categories))
+    cats = (
+        np.unique(np.concatenate([ref, cur]))
+        if categories is None
+        else np.asarray(list(categories))
+    )
     ref_counts = np.array([(ref == c).sum() for c in cats])
     live_counts = np.array([(cur == c).sum() for c in cats])
     return _psi_from_counts(ref_counts, live_counts, eps)
@@ -78,13 +88,19 @@ def ks(reference, live) -> tuple[float, float]:
     return float(result.statistic), float(result.pvalue)
 
 
-def drift_report(reference: Features, live: Features, thresholds: DriftThresholds = DriftThresholds(),
-                 categorical: Iterable[str] = ()) -> pd.DataFrame:
+def drift_report(
+    reference: Features,
+    live: Features,
+    thresholds: DriftThresholds = DriftThresholds(),
+    categorical: Iterable[str] = (),
+) -> pd.DataFrame:
     """One row per feature: PSI, KS statistic and p-value, and whether it alerts (with the reason)."""
     categorical = set(categorical)
     missing = set(reference) ^ set(live)
     if missing:
-        raise ValueError(f"reference and live must hold the same features; these are in only one: {sorted(missing)}.")
+        raise ValueError(
+            f"reference and live must hold the same features; these are in only one: {sorted(missing)}."
+        )
     n_continuous = max(len(set(reference) - categorical), 1)
     rows = []
     for name in reference:
@@ -93,18 +109,37 @@ def drift_report(reference: Features, live: Features, thresholds: DriftThreshold
         else:
             value, (stat, p) = psi(reference[name], live[name]), ks(reference[name], live[name])
         reasons = [f"PSI {value:.2f} >= {thresholds.psi}"] if value >= thresholds.psi else []
-        if not np.isnan(p) and p < thresholds.ks_pvalue / n_continuous and stat >= thresholds.ks_statistic:
+        if (
+            not np.isnan(p)
+            and p < thresholds.ks_pvalue / n_continuous
+            and stat >= thresholds.ks_statistic
+        ):
             reasons.append(f"KS {stat:.2f} (p={p:.1e})")
-        rows.append({"feature": name, "psi": value, "ks_statistic": stat, "ks_pvalue": p,
-                     "alert": bool(reasons), "reason": "; ".join(reasons)})
+        rows.append(
+            {
+                "feature": name,
+                "psi": value,
+                "ks_statistic": stat,
+                "ks_pvalue": p,
+                "alert": bool(reasons),
+                "reason": "; ".join(reasons),
+            }
+        )
     return pd.DataFrame(rows)
 
 
-def monitor_stream(reference: Features, windows: Iterable[Features], thresholds: DriftThresholds = DriftThresholds(),
-                   categorical: Iterable[str] = ()) -> pd.DataFrame:
+def monitor_stream(
+    reference: Features,
+    windows: Iterable[Features],
+    thresholds: DriftThresholds = DriftThresholds(),
+    categorical: Iterable[str] = (),
+) -> pd.DataFrame:
     """`drift_report` for each live window of a stream, stacked with a `window` column (0, 1, ...)."""
     categorical = tuple(categorical)
-    frames = [drift_report(reference, w, thresholds, categorical).assign(window=i) for i, w in enumerate(windows)]
+    frames = [
+        drift_report(reference, w, thresholds, categorical).assign(window=i)
+        for i, w in enumerate(windows)
+    ]
     if not frames:
         raise ValueError("The stream has no windows.")
     return pd.concat(frames, ignore_index=True)
@@ -113,8 +148,15 @@ def monitor_stream(reference: Features, windows: Iterable[Features], thresholds:
 def window_alerts(stream: pd.DataFrame) -> pd.DataFrame:
     """One row per window: whether any feature alerted, and which."""
     alert = stream.groupby("window").alert.any()
-    names = stream[stream.alert].groupby("window").feature.agg(", ".join).reindex(alert.index, fill_value="")
-    return pd.DataFrame({"window": alert.index, "alert": alert.to_numpy(), "features": names.to_numpy()})
+    names = (
+        stream[stream.alert]
+        .groupby("window")
+        .feature.agg(", ".join)
+        .reindex(alert.index, fill_value="")
+    )
+    return pd.DataFrame(
+        {"window": alert.index, "alert": alert.to_numpy(), "features": names.to_numpy()}
+    )
 
 
 def first_alert(stream: pd.DataFrame, after: int = 0) -> int | None:
@@ -123,8 +165,13 @@ def first_alert(stream: pd.DataFrame, after: int = 0) -> int | None:
     return int(alerted.min()) if len(alerted) else None
 
 
-def plot_drift(stream: pd.DataFrame, metric: str = "psi", threshold: float | None = DriftThresholds.psi,
-               shift_at: int | None = None, ax=None):
+def plot_drift(
+    stream: pd.DataFrame,
+    metric: str = "psi",
+    threshold: float | None = DriftThresholds.psi,
+    shift_at: int | None = None,
+    ax=None,
+):
     """`metric` per feature over windows, with the alert threshold and the known shift; returns (fig, ax)."""
     import matplotlib.pyplot as plt
 
@@ -149,7 +196,9 @@ def image_features(x) -> Features:
     """Cheap per-image summaries to monitor instead of every pixel: mean, contrast, ink fraction, centre of mass."""
     a = np.asarray(x, dtype=np.float64)
     if a.ndim < 3:
-        raise ValueError(f"image_features expects a batch of images (N, [C,] H, W), got shape {a.shape}.")
+        raise ValueError(
+            f"image_features expects a batch of images (N, [C,] H, W), got shape {a.shape}."
+        )
     a = a.reshape(len(a), -1, *a.shape[-2:]).mean(1)
     lo = a.reshape(len(a), -1).min(1)[:, None, None]
     ink = a > lo + 0.5 * (a.reshape(len(a), -1).max(1)[:, None, None] - lo)

@@ -21,8 +21,7 @@ import numpy as np
 
 from dlnb.batching import Batcher
 from dlnb.deploy import NumpyFn, as_numpy_fn, ort_session, sample_shape
-
-ROUTES = ("/predict", "/healthz", "/metrics")
+from dlnb.middleware import Guard, make_metrics
 
 
 @dataclass(frozen=True)
@@ -47,107 +46,33 @@ def parse_inputs(payload, shape: tuple[int, ...]) -> np.ndarray:
     except ValueError as e:  # ragged nested lists
         raise ValueError(f"inputs is ragged ({e}); send {want}.") from None
     if x.dtype.kind not in "iuf":
-        kind = "strings" if x.dtype.kind in "US" else "booleans" if x.dtype.kind == "b" else "mixed or out-of-range values"
+        kind = (
+            "strings"
+            if x.dtype.kind in "US"
+            else "booleans"
+            if x.dtype.kind == "b"
+            else "mixed or out-of-range values"
+        )
         raise TypeError(f"inputs must hold only numbers, got {kind}; send {want}.")
     if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape) or len(x) == 0:
-        raise ValueError(f"inputs has shape {list(x.shape)}; send {want} (shape [n, {', '.join(map(str, shape))}]).")
+        raise ValueError(
+            f"inputs has shape {list(x.shape)}; send {want} (shape [n, {', '.join(map(str, shape))}])."
+        )
     x = x.astype(np.float32)
     if not np.isfinite(x).all():
         raise ValueError("inputs contains NaN or infinite values; send finite numbers.")
     return x
 
 
-class _Guard:
-    """ASGI middleware: bounds request bodies (413) and records request count and latency."""
-
-    def __init__(self, app, max_body_bytes: int, metrics: dict):
-        self.app, self.max_body_bytes, self.metrics = app, max_body_bytes, metrics
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        t0, status = time.perf_counter(), {"code": 500}
-        path = scope["path"] if scope["path"] in ROUTES else "other"
-
-        async def send_and_watch(message):
-            if message["type"] == "http.response.start":
-                status["code"] = message["status"]
-            await send(message)
-
-        try:
-            body = await self._read_body(scope, receive)
-            if body is None:
-                await _send_json(send_and_watch, 413, {"detail": (
-                    f"Request body larger than {self.max_body_bytes} bytes; send fewer samples per request.")})
-            elif body is False:
-                status["code"] = 499  # the client went away before sending its body
-            else:
-                sent = False
-
-                async def replay():
-                    nonlocal sent
-                    if sent:
-                        return await receive()
-                    sent = True
-                    return {"type": "http.request", "body": body, "more_body": False}
-
-                await self.app(scope, replay, send_and_watch)
-        finally:
-            self.metrics["requests"].labels(path, str(status["code"])).inc()
-            self.metrics["latency"].labels(path).observe(time.perf_counter() - t0)
-
-    async def _read_body(self, scope, receive) -> bytes | None | bool:
-        """The whole body; None when it is over the limit; False when the client went away."""
-        declared = dict(scope["headers"]).get(b"content-length")
-        if declared is not None and declared.isdigit() and int(declared) > self.max_body_bytes:
-            return None
-        chunks, size, more = [], 0, True
-        while more:
-            message = await receive()
-            if message["type"] == "http.disconnect":
-                return False
-            chunks.append(message.get("body", b""))
-            size += len(chunks[-1])
-            if size > self.max_body_bytes:
-                return None
-            more = message.get("more_body", False)
-        return b"".join(chunks)
-
-
-async def _send_json(send, status: int, content: dict) -> None:
-    """Send a complete JSON response from ASGI middleware."""
-    body = json.dumps(content).encode()
-    await send({"type": "http.response.start", "status": status, "headers": [
-        (b"content-type", b"application/json"), (b"content-length", str(len(body)).encode()), (b"connection", b"close")]})
-    await send({"type": "http.response.body", "body": body})
-
-
-def _metrics() -> dict:
-    """Prometheus metrics in a registry of their own (one per app, so several apps can coexist)."""
-    from prometheus_client import CollectorRegistry, Counter, Histogram
-
-    registry = CollectorRegistry()
-    return {
-        "registry": registry,
-        "requests": Counter("dlnb_http_requests", "HTTP requests by path and status code.", ["path", "status"],
-                            registry=registry),
-        "latency": Histogram("dlnb_request_latency_seconds", "Request latency, body read to response sent.", ["path"],
-                             buckets=(.001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5), registry=registry),
-        "batch": Histogram("dlnb_batch_size", "Samples per model call.",
-                           buckets=(1, 2, 4, 8, 16, 32, 64, 128, 256, 512), registry=registry),
-        "inference": Histogram("dlnb_inference_seconds", "Model call duration per batch.",
-                               buckets=(.0001, .00025, .0005, .001, .0025, .005, .01, .025, .05, .1, .25),
-                               registry=registry),
-    }
-
-
-def create_app(fn: NumpyFn, shape: tuple[int, ...], config: ServeConfig = ServeConfig(), name: str = "model"):
+def create_app(
+    fn: NumpyFn, shape: tuple[int, ...], config: ServeConfig = ServeConfig(), name: str = "model"
+):
     """A FastAPI app serving `fn` (numpy batch in, numpy batch out) for samples of `shape`."""
     from fastapi import FastAPI, HTTPException, Request
     from fastapi.responses import JSONResponse, Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
-    metrics = _metrics()
+    metrics = make_metrics()
     state: dict = {}
 
     def on_batch(rows: int, seconds: float) -> None:
@@ -168,7 +93,9 @@ def create_app(fn: NumpyFn, shape: tuple[int, ...], config: ServeConfig = ServeC
         try:
             payload = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise HTTPException(400, f'The body is not valid JSON ({e}); send {{"inputs": [...]}}.') from None
+            raise HTTPException(
+                400, f'The body is not valid JSON ({e}); send {{"inputs": [...]}}.'
+            ) from None
         try:
             x = parse_inputs(payload, shape)
         except (ValueError, TypeError) as e:
@@ -177,28 +104,39 @@ def create_app(fn: NumpyFn, shape: tuple[int, ...], config: ServeConfig = ServeC
             out = await state["batcher"].submit(x)
         except Exception as e:  # the model failed on this batch; the service keeps serving
             logging.getLogger(__name__).exception("Inference failed")
-            raise HTTPException(500, f"The model failed on this batch ({type(e).__name__}: {e}).") from None
+            raise HTTPException(
+                500, f"The model failed on this batch ({type(e).__name__}: {e})."
+            ) from None
         return JSONResponse({"outputs": out.tolist(), "predictions": out.argmax(-1).tolist()})
 
     @app.get("/healthz")
     async def healthz():
-        return {"status": "ok", "model": name, "sample_shape": list(shape), "max_batch_size": config.max_batch_size,
-                "max_wait_ms": config.max_wait_ms}
+        return {
+            "status": "ok",
+            "model": name,
+            "sample_shape": list(shape),
+            "max_batch_size": config.max_batch_size,
+            "max_wait_ms": config.max_wait_ms,
+        }
 
     @app.get("/metrics")
     async def prometheus():
         return Response(generate_latest(metrics["registry"]), media_type=CONTENT_TYPE_LATEST)
 
-    return _Guard(app, config.max_body_bytes, metrics)
+    return Guard(app, config.max_body_bytes, metrics)
 
 
-def load_model(model, shape: tuple[int, ...] | None = None, threads: int | None = None) -> tuple[NumpyFn, tuple, str]:
+def load_model(
+    model, shape: tuple[int, ...] | None = None, threads: int | None = None
+) -> tuple[NumpyFn, tuple, str]:
     """Resolve a `.onnx` path (run with ONNX Runtime) or any runnable model into (fn, sample shape, name)."""
     if isinstance(model, (str, Path)):
         session = ort_session(model, threads, spin=False)
         return as_numpy_fn(session), tuple(shape or sample_shape(session)), Path(model).stem
     if shape is None:
-        raise ValueError("Pass sample_shape=(...) (one sample's shape, without the batch axis) when serving an in-memory model.")
+        raise ValueError(
+            "Pass sample_shape=(...) (one sample's shape, without the batch axis) when serving an in-memory model."
+        )
     return as_numpy_fn(model), tuple(shape), type(model).__name__
 
 
@@ -228,13 +166,26 @@ def _uvicorn_server(app, config: ServeConfig, log_level: str = "warning"):
     """A uvicorn server for `app` without access logs, with graceful shutdown."""
     import uvicorn
 
-    return uvicorn.Server(uvicorn.Config(
-        app, host=config.host, port=config.port, log_level=log_level, access_log=False, lifespan="on",
-        timeout_graceful_shutdown=config.graceful_timeout_s))
+    return uvicorn.Server(
+        uvicorn.Config(
+            app,
+            host=config.host,
+            port=config.port,
+            log_level=log_level,
+            access_log=False,
+            lifespan="on",
+            timeout_graceful_shutdown=config.graceful_timeout_s,
+        )
+    )
 
 
-def start(model, sample_shape: tuple[int, ...] | None = None, config: ServeConfig | None = None,
-          threads: int | None = None, **overrides) -> ServerHandle:
+def start(
+    model,
+    sample_shape: tuple[int, ...] | None = None,
+    config: ServeConfig | None = None,
+    threads: int | None = None,
+    **overrides,
+) -> ServerHandle:
     """Serve a model from a background thread (e.g. a notebook cell) and return once it accepts requests.
 
     `model` is a `.onnx` path or an in-memory model with `sample_shape`. Keyword overrides
@@ -258,8 +209,10 @@ def start(model, sample_shape: tuple[int, ...] | None = None, config: ServeConfi
     while not server.started:
         if not thread.is_alive() or time.monotonic() > deadline:
             server.should_exit = True
-            raise RuntimeError(f"The service did not start on {config.host}:{config.port} "
-                               f"({failure[0] if failure else 'timed out'}); is the port already in use?")
+            raise RuntimeError(
+                f"The service did not start on {config.host}:{config.port} "
+                f"({failure[0] if failure else 'timed out'}); is the port already in use?"
+            )
         time.sleep(0.01)
     port = server.servers[0].sockets[0].getsockname()[1]
     return ServerHandle(server, thread, f"http://{config.host}:{port}")
@@ -268,20 +221,39 @@ def start(model, sample_shape: tuple[int, ...] | None = None, config: ServeConfi
 def main(argv: list[str] | None = None) -> None:
     """Command line: serve an ONNX model until Ctrl-C (or SIGTERM), then shut down cleanly."""
     p = argparse.ArgumentParser(prog="python -m dlnb.serve", description=__doc__.split("\n")[0])
-    p.add_argument("--model", required=True, help="path to an .onnx file (export with dlnb.deploy.export_onnx)")
-    p.add_argument("--host", default=ServeConfig.host, help="interface to bind (default: loopback only)")
+    p.add_argument(
+        "--model", required=True, help="path to an .onnx file (export with dlnb.deploy.export_onnx)"
+    )
+    p.add_argument(
+        "--host", default=ServeConfig.host, help="interface to bind (default: loopback only)"
+    )
     p.add_argument("--port", type=int, default=ServeConfig.port)
     p.add_argument("--max-batch-size", type=int, default=ServeConfig.max_batch_size)
     p.add_argument("--max-wait-ms", type=float, default=ServeConfig.max_wait_ms)
     p.add_argument("--max-body-bytes", type=int, default=ServeConfig.max_body_bytes)
-    p.add_argument("--no-batching", action="store_true", help="run every request on its own (max batch size 1)")
-    p.add_argument("--threads", type=int, default=None, help="ONNX Runtime intra-op threads (default: torch's count)")
+    p.add_argument(
+        "--no-batching", action="store_true", help="run every request on its own (max batch size 1)"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="ONNX Runtime intra-op threads (default: torch's count)",
+    )
     a = p.parse_args(argv)
-    config = ServeConfig(host=a.host, port=a.port, max_batch_size=1 if a.no_batching else a.max_batch_size,
-                         max_wait_ms=a.max_wait_ms, max_body_bytes=a.max_body_bytes)
+    config = ServeConfig(
+        host=a.host,
+        port=a.port,
+        max_batch_size=1 if a.no_batching else a.max_batch_size,
+        max_wait_ms=a.max_wait_ms,
+        max_body_bytes=a.max_body_bytes,
+    )
     fn, shape, name = load_model(a.model, threads=a.threads)
-    print(f"dlnb.serve: {name} {list(shape)} on http://{a.host}:{a.port} "
-          f"(max batch {config.max_batch_size}, max wait {config.max_wait_ms} ms)", flush=True)
+    print(
+        f"dlnb.serve: {name} {list(shape)} on http://{a.host}:{a.port} "
+        f"(max batch {config.max_batch_size}, max wait {config.max_wait_ms} ms)",
+        flush=True,
+    )
     _uvicorn_server(create_app(fn, shape, config, name), config, log_level="info").run()
 
 

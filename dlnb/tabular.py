@@ -63,6 +63,12 @@ class Preprocessor:
             raise TypeError(f"A numeric column holds non-numbers ({exc}). Convert it with "
                             "pd.to_numeric, or declare it categorical.") from exc
 
+    def _categorical(self, column: pd.Series, name: str) -> pd.Categorical:
+        """The column over its training levels; unseen levels become missing."""
+        labels = _as_labels(column)
+        return pd.Categorical(labels.where(labels.isin(self.levels[name])),
+                              categories=self.levels[name])
+
     def transform(self, X: pd.DataFrame) -> tuple[np.ndarray, np.ndarray]:
         """`(x_num float32, x_cat int64)` for the neural models, using training statistics only."""
         self.check_columns(X)
@@ -77,7 +83,7 @@ class Preprocessor:
         x_num = np.concatenate([num, flags], axis=1).astype(np.float32)
         x_cat = np.zeros((len(X), len(self.categorical)), dtype=np.int64)
         for j, c in enumerate(self.categorical):
-            codes = pd.Categorical(_as_labels(X[c]), categories=self.levels[c]).codes
+            codes = self._categorical(X[c], c).codes
             x_cat[:, j] = codes.astype(np.int64) + 1  # -1 (missing or unseen) becomes UNKNOWN = 0
         return x_num, x_cat
 
@@ -86,7 +92,7 @@ class Preprocessor:
         self.check_columns(X)
         out = pd.DataFrame(self._numbers(X), columns=list(self.numeric), index=X.index)
         for c in self.categorical:
-            out[c] = pd.Categorical(_as_labels(X[c]), categories=self.levels[c])
+            out[c] = self._categorical(X[c], c)
         return out[list(self.numeric) + list(self.categorical)]
 
 

@@ -75,6 +75,9 @@ class CategoricalEmbedding(nn.Module):
         offsets = torch.tensor([0, *np.cumsum(cardinalities)[:-1]], dtype=torch.long)
         self.register_buffer("offsets", offsets[: len(cardinalities)], persistent=False)
         self.embedding = nn.Embedding(max(int(sum(cardinalities)), 1), dim)
+        # Small vectors at first: the network starts from the other features and grows the
+        # embeddings as the data supports them (N(0, 1), torch's default, trains worse here).
+        nn.init.normal_(self.embedding.weight, std=0.01)
 
     def forward(self, x_cat: torch.Tensor) -> torch.Tensor:
         return self.embedding(x_cat + self.offsets)

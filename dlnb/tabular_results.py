@@ -20,6 +20,30 @@ COSTS = ("train_seconds", "tune_seconds", "infer_ms_per_1k", "params", "trees", 
 
 
 @dataclass
+class Audit:
+    """Per-group metrics of one model before and after per-group thresholds."""
+
+    model: str
+    attribute: str
+    before: pd.DataFrame
+    after: pd.DataFrame
+    thresholds: dict[str, float]
+
+    def plot(self):
+        """Per-group rates before and after equalising false-positive rates; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        from dlnb.fairness import plot_group_metrics
+
+        fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.5), sharey=True)
+        name = NAMES.get(self.model, self.model)
+        plot_group_metrics(self.before, a, f"{name} by {self.attribute}: one threshold (0.5)")
+        plot_group_metrics(self.after, b, "per-group thresholds with equal FPR (fit on validation)")
+        fig.tight_layout()
+        return fig
+
+
+@dataclass
 class Results:
     """Per-run results (`frame`), test/validation predictions per run, and the table they came from."""
 
@@ -127,6 +151,33 @@ class Results:
         fig.tight_layout()
         return fig
 
+    def audit(self, model: str, attribute: str | None = None, seed: int | None = None,
+              n_train: int | None = None) -> Audit:
+        """Bias audit of one run's test predictions on a sensitive attribute, before and after
+        per-group thresholds (fitted on the validation split) that equalise false-positive rates."""
+        from dlnb.fairness import apply_thresholds, equal_fpr_thresholds, group_metrics
+
+        table = self.source
+        if table is None or table.task != "binary":
+            raise ValueError("The bias audit needs the results of a binary classification table.")
+        attribute = attribute or (table.sensitive[0] if table.sensitive else None)
+        if attribute not in table.X.columns:
+            raise ValueError(f"Name a sensitive column to audit (the table has {list(table.X.columns)}).")
+        seed = self.frame["seed"].min() if seed is None else seed
+        n_train = self.frame["n_train"].max() if n_train is None else n_train
+        key = (model, int(seed), int(n_train))
+        if key not in self.predictions:
+            raise KeyError(f"No run {key} (model, seed, n_train); runs: {sorted(self.predictions)}.")
+        run = self.predictions[key]
+        groups = table.X[attribute].astype(str).to_numpy()
+        test, valid = run["test_rows"], run["valid_rows"]
+        scores = run["test"][:, 1]
+        before = group_metrics(table.y[test], (scores >= 0.5).astype(int), groups[test])
+        thresholds = equal_fpr_thresholds(run["valid"][:, 1], table.y[valid], groups[valid])
+        after = group_metrics(table.y[test], apply_thresholds(scores, groups[test], thresholds),
+                              groups[test])
+        return Audit(model, attribute, before, after, thresholds)
+
     def describe(self) -> str:
         """What this run's numbers say about "boosting wins on moderate tables", in sentences."""
         m, top = self.metric, self.largest()
@@ -159,3 +210,18 @@ class Results:
                 if size is not None and self.frame["n_train"].nunique() > 1:
                     parts.append(f"{name(model, model)} overtook XGBoost from {size:,} training rows on.")
         return " ".join(parts)
+
+
+def scoreboard(results: dict[str, Results]) -> str:
+    """One sentence per table (from `Results.describe`) and a tally of where boosting won, in Markdown."""
+    lines, wins, cheapest = [], 0, 0
+    for name, r in results.items():
+        top = r.largest()
+        top = top[top["model"] != "majority"]
+        wins += top.iloc[0]["model"] == "xgboost"
+        cheapest += top.sort_values("tune_seconds_mean").iloc[0]["model"] == "xgboost"
+        lines.append(f"- **{name}**: {r.describe()}")
+    n = len(results)
+    lines.append(f"\nIn this run XGBoost had the best mean test score on {wins} of {n} tables and was "
+                 f"the cheapest to tune on {cheapest} of {n}.")
+    return "\n".join(lines)

@@ -136,12 +136,11 @@ def extract_features(model: TransferNet, x: torch.Tensor, batch_size: int = 256,
     return torch.cat(out)
 
 
-def linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int | None = None,
-                 C: float = 1.0, max_iter: int = 2000) -> nn.Linear:
+def linear_probe(features: torch.Tensor, labels, num_classes: int | None = None,
+                 C: float = 1.0, max_iter: int = 1000) -> nn.Linear:
     """Fit a multinomial logistic regression (L-BFGS, L2 penalty 1/C) on frozen features.
 
-    The features are standardised with statistics of `features` only, and that scaling is folded
-    into the returned `nn.Linear`, which takes raw features (it can be a TransferNet's head).
+    Returns it as an `nn.Linear` (it can become a TransferNet's head).
     """
     from sklearn.linear_model import LogisticRegression
 
@@ -149,18 +148,16 @@ def linear_probe(features: torch.Tensor, labels: torch.Tensor, num_classes: int 
     y = np.asarray(labels)
     if len(f) != len(y):
         raise ValueError(f"Got {len(f)} feature rows but {len(y)} labels.")
-    classes = int(num_classes or y.max() + 1)
     if len(np.unique(y)) < 2:
         raise ValueError("A linear probe needs examples of at least two classes.")
-    mean, std = f.mean(0), f.std(0) + 1e-6
-    clf = LogisticRegression(C=C, max_iter=max_iter).fit((f - mean) / std, y)
-    coef, intercept = clf.coef_ / std, clf.intercept_
+    clf = LogisticRegression(C=C, max_iter=max_iter).fit(f, y)
+    coef, intercept = clf.coef_, clf.intercept_
     if len(clf.classes_) == 2:  # sklearn keeps one row for two classes: logit(1) - logit(0)
         coef, intercept = np.vstack([0 * coef, coef]), np.concatenate([[0.0], intercept])
+    classes = int(num_classes or y.max() + 1)
     weight = np.zeros((classes, f.shape[1]))
     bias = np.full(classes, -1e4)  # classes absent from training are never predicted
-    weight[clf.classes_] = coef
-    bias[clf.classes_] = intercept - coef @ mean
+    weight[clf.classes_], bias[clf.classes_] = coef, intercept
     head = nn.Linear(f.shape[1], classes)
     with torch.no_grad():
         head.weight.copy_(torch.from_numpy(weight))

@@ -200,7 +200,8 @@ def _failures(summary: dict) -> str:
         parts.append(f"<h3>{escape(nb['name'])}: {_status(nb['status'])}</h3>"
                      f"<p><b>{escape(e['ename'])}</b>: {escape(str(e['evalue']))} ({where})</p>")
         if e.get("source"):
-            parts.append(f"<p>Failing cell source:</p><pre>{escape(e['source'])}</pre>")
+            label = "Cell running when it was stopped" if e["kind"] == "timeout" else "Failing cell"
+            parts.append(f"<p>{label}:</p><pre>{escape(e['source'])}</pre>")
         if e.get("traceback"):
             parts.append(f"<p>Traceback:</p><pre>{escape(e['traceback'])}</pre>")
     return "".join(parts) or "<p>None.</p>"
@@ -217,6 +218,8 @@ def _datasets(datasets: dict) -> str:
     for name, info in datasets.items():
         checksums = info.get("checksums") or {}
         sums = "<br>".join(f"{escape(k)}: <code>{escape(v)}</code>" for k, v in checksums.items())
+        if sums and not info.get("pinned"):
+            sums = "recorded when cached:<br>" + sums
         rows.append([escape(name), "yes" if info.get("cached") else "no",
                      f"<code>{escape(info.get('cache_sha256') or '–')}</code>",
                      sums or escape(info.get("error", "–"))])

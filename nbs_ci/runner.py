@@ -232,7 +232,8 @@ def _device() -> dict:
 
 
 def dataset_checksums() -> dict:
-    """Per registered dataset: its canonical checksums and the sha256 of its cache file, if cached."""
+    """Per registered dataset: its array checksums (pinned, or recorded when it was cached for
+    datasets without pinned ones) and the sha256 of its cache file, if cached."""
     try:
         from dlnb import data
 
@@ -243,7 +244,11 @@ def dataset_checksums() -> dict:
     for name in names:
         try:
             spec, path = data.get_spec(name), data.cache_path(name)
-            found[name] = {"checksums": spec.checksums, "cached": path.exists(),
+            checksums, recorded = spec.checksums, data.digest_path(name)
+            if checksums is None and recorded.exists():
+                checksums = json.loads(recorded.read_text())
+            found[name] = {"checksums": checksums, "pinned": spec.checksums is not None,
+                           "cached": path.exists(),
                            "cache_file": str(path) if path.exists() else None,
                            "cache_sha256": data.sha256_file(path) if path.exists() else None}
         except Exception as e:

@@ -39,7 +39,9 @@ def digits_mlp():
     idx = rng.permutation(len(x))
     train, test = idx[:1400], idx[1400:]
     torch.manual_seed(0)
-    model = nn.Sequential(nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10))
+    model = nn.Sequential(
+        nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)
+    )
     opt = torch.optim.Adam(model.parameters(), lr=1e-2)
     xt, yt = torch.from_numpy(x[train]), torch.from_numpy(y[train])
     for _ in range(40):
@@ -168,3 +170,14 @@ def test_time_calls_stops_at_its_time_budget():
 
     times = bench.time_calls(lambda a: time.sleep(0.01), np.zeros(1), n=1000, max_seconds=0.05)
     assert 3 <= len(times) <= 10 and min(times) >= 0.009
+
+
+@pytest.mark.gpu
+def test_a_model_on_cuda_exports_from_a_cpu_copy_and_runs_on_its_device(lenet, tmp_path):
+    model, x = lenet
+    on_gpu = LeNet5().cuda().eval()
+    on_gpu.load_state_dict(model.state_dict())
+    path = deploy.export_onnx(on_gpu, x[:2].cuda(), tmp_path / "lenet.onnx")
+    assert next(on_gpu.parameters()).is_cuda  # the caller's model stays where it was
+    report = deploy.parity(on_gpu, deploy.ort_session(path), x.numpy(), atol=1e-3, rtol=1e-2)
+    assert report["ok"] and report["argmax_agreement"] == 1.0

@@ -47,8 +47,22 @@ def test_rank_device_picks_the_local_gpu(monkeypatch):
                         "MASTER_ADDR": "127.0.0.1", "MASTER_PORT": "1"}.items():
         monkeypatch.setenv(name, value)
     assert dd.launched_by_torchrun()
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
     assert dd.rank_device(torch.device("cuda")) == torch.device("cuda", 1)
+    assert dd.rank_device(torch.device("cuda:0")) == torch.device("cuda", 0)  # as asked
     assert dd.rank_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # more ranks than GPUs: share
+    assert dd.rank_device(torch.device("cuda")) == torch.device("cuda", 0)
+
+
+def test_nccl_only_when_every_local_rank_has_a_gpu(monkeypatch):
+    monkeypatch.delenv("DLNB_DIST_BACKEND", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert dd.default_backend() == "gloo"  # two processes cannot share one GPU with NCCL
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert dd.default_backend() == "nccl"
 
 
 @pytest.mark.parametrize("shuffle", [True, False])

@@ -41,8 +41,16 @@ def test_ks_separates_same_from_shifted():
 
 def test_drift_report_flags_only_the_shifted_feature():
     rng = np.random.default_rng(2)
-    reference = {"a": rng.normal(size=2000), "b": rng.uniform(size=2000), "label": rng.integers(0, 3, 2000)}
-    live = {"a": rng.normal(size=500), "b": rng.uniform(size=500) + 0.3, "label": rng.integers(0, 3, 500)}
+    reference = {
+        "a": rng.normal(size=2000),
+        "b": rng.uniform(size=2000),
+        "label": rng.integers(0, 3, 2000),
+    }
+    live = {
+        "a": rng.normal(size=500),
+        "b": rng.uniform(size=500) + 0.3,
+        "label": rng.integers(0, 3, 500),
+    }
     report = monitor.drift_report(reference, live, categorical=["label"]).set_index("feature")
     assert report.alert.to_dict() == {"a": False, "b": True, "label": False}
     assert "PSI" in report.reason["b"] and "KS" in report.reason["b"]
@@ -61,8 +69,10 @@ def test_drift_report_explains_bad_input():
 def test_a_shift_part_way_through_a_stream_is_detected_in_its_first_window():
     rng = np.random.default_rng(3)
     reference = {"x": rng.normal(size=2000), "y": rng.exponential(size=2000)}
-    windows = [{"x": rng.normal(loc=0.6 if w >= 6 else 0.0, size=300), "y": rng.exponential(size=300)}
-               for w in range(12)]
+    windows = [
+        {"x": rng.normal(loc=0.6 if w >= 6 else 0.0, size=300), "y": rng.exponential(size=300)}
+        for w in range(12)
+    ]
     stream = monitor.monitor_stream(reference, windows)
     assert monitor.first_alert(stream) == 6
     alerts = monitor.window_alerts(stream)

@@ -19,7 +19,8 @@ def failure_details(result: dict) -> str:
                       f"{'ok' if g['passed'] else 'MISSED ' + g['reason']}" for g in result["gates"])
     return (f"{result['name']}: {result['status']} ({result['reason']}) after {result['duration_s']} s\n"
             f"gates:\n{gates or '  none'}\nmetrics: {json.dumps(result['metrics'])}\n"
-            f"failing cell:\n{error.get('source', '')}\n{error.get('traceback', '')}")
+            f"cell that failed (or was running when stopped):\n{error.get('source', '')}\n"
+            f"{error.get('traceback', '')}")
 
 
 @pytest.mark.notebook

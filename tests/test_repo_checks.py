@@ -86,6 +86,7 @@ def test_manifest_and_notebooks_folder_must_agree(tmp_path):
     assert len(check_repo(manifest, tmp_path)) == 2, "a missing notebook is reported once"
 
 
+@pytest.mark.slow
 def test_check_command_exits_non_zero_on_a_violation(tmp_path):
     write(tmp_path / "a.ipynb", outputs=True)
     manifest = tmp_path / "manifest.yaml"

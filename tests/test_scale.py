@@ -14,6 +14,7 @@ from dlnb.gpu import autocast_dtype, find_batch_size, is_out_of_memory
 from dlnb.gpu_loader import gpu_loaders
 from dlnb.launch import launch
 from dlnb.models import MLP, LeNet5
+from dlnb.scale import measure_fit
 from dlnb.train import Callback, TrainConfig, fit
 
 # DDP averages two half-batch gradients where one process averages the whole batch: the same
@@ -260,6 +261,17 @@ def test_channels_last_trains_a_cnn_on_the_cpu():
                   TrainConfig(epochs=3, lr=3e-3, channels_last=True, device="cpu", progress=False))
     assert history.records[-1]["train_loss"] < 0.5 * history.records[0]["train_loss"]
     assert model.features[0].weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def test_measure_fit_reports_speed_memory_and_accuracy():
+    x, y, xv, yv = _toy_data()
+    valid = DataLoader(TensorDataset(xv, yv), batch_size=16)
+    loaders = Loaders(DataLoader(TensorDataset(x, y), batch_size=16), valid, valid)
+    result = measure_fit(MLP(8, hidden=(8,), out_features=3), loaders,
+                         TrainConfig(epochs=2, device="cpu", progress=False))
+    assert result["images_per_s"] == pytest.approx(2 * 64 / result["seconds"])
+    assert result["memory_mib"] > 0 and 0 <= result["valid_accuracy"] <= 1
+    assert result["test_accuracy"] == result["valid_accuracy"]  # same data, same final weights
 
 
 @pytest.mark.gpu

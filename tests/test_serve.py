@@ -30,13 +30,19 @@ def model_onnx(tmp_path_factory):
     """A small classifier exported to ONNX, inputs with clear top-1 margins, and their expected classes."""
     torch.manual_seed(0)
     model = nn.Sequential(nn.Flatten(), nn.Linear(784, 10)).eval()
-    path = deploy.export_onnx(model, torch.zeros(2, *SHAPE), tmp_path_factory.mktemp("serve") / "linear.onnx")
+    path = deploy.export_onnx(
+        model, torch.zeros(2, *SHAPE), tmp_path_factory.mktemp("serve") / "linear.onnx"
+    )
     x = np.random.default_rng(0).normal(size=(512, *SHAPE)).astype(np.float32)
     logits = deploy.as_numpy_fn(deploy.ort_session(path))(x)
     top2 = np.sort(logits, axis=1)[:, -2:]
-    x = x[top2[:, 1] - top2[:, 0] > 1e-3][:256]  # no near-ties: batched and single runs must agree on top-1
+    x = x[top2[:, 1] - top2[:, 0] > 1e-3][
+        :256
+    ]  # no near-ties: batched and single runs must agree on top-1
     expected = deploy.as_numpy_fn(deploy.ort_session(path))(x).argmax(1)
-    assert len(np.unique(expected)) >= 5  # answers differ from request to request, so mix-ups would show
+    assert (
+        len(np.unique(expected)) >= 5
+    )  # answers differ from request to request, so mix-ups would show
     return path, x, expected
 
 
@@ -46,7 +52,9 @@ def _metric(text: str, name: str, labels: dict | None = None) -> float:
 
     for family in text_string_to_metric_families(text):
         for sample in family.samples:
-            if sample.name == name and all(sample.labels.get(k) == v for k, v in (labels or {}).items()):
+            if sample.name == name and all(
+                sample.labels.get(k) == v for k, v in (labels or {}).items()
+            ):
                 return sample.value
     raise KeyError(name)
 
@@ -59,17 +67,27 @@ def test_1000_requests_from_32_clients_all_answered_correctly(model_onnx):
         metrics = httpx.get(f"{service.url}/metrics").text
     assert result["errors"] == 0, result["error_examples"]
     assert result["wrong"] == 0
-    assert _metric(metrics, "dlnb_http_requests_total", {"path": "/predict", "status": "200"}) == 1000
+    assert (
+        _metric(metrics, "dlnb_http_requests_total", {"path": "/predict", "status": "200"}) == 1000
+    )
     assert _metric(metrics, "dlnb_request_latency_seconds_count", {"path": "/predict"}) == 1000
-    assert _metric(metrics, "dlnb_batch_size_sum") == 1000  # every sample went through the model once
-    assert _metric(metrics, "dlnb_batch_size_count") < 1000  # ... in fewer calls: requests were batched
+    assert (
+        _metric(metrics, "dlnb_batch_size_sum") == 1000
+    )  # every sample went through the model once
+    assert (
+        _metric(metrics, "dlnb_batch_size_count") < 1000
+    )  # ... in fewer calls: requests were batched
 
 
 BAD_REQUESTS = [
     (b'{"inputs": [[[0.1, 0.2', 400, "not valid JSON"),
     (b"\xff\xfe", 400, "not valid JSON"),
-    (b'[1, 2, 3]', 422, '{"inputs"'),
-    (json.dumps({"inputs": np.zeros((2, 1, 28, 27)).tolist()}).encode(), 422, "shape [2, 1, 28, 27]"),
+    (b"[1, 2, 3]", 422, '{"inputs"'),
+    (
+        json.dumps({"inputs": np.zeros((2, 1, 28, 27)).tolist()}).encode(),
+        422,
+        "shape [2, 1, 28, 27]",
+    ),
     (json.dumps({"inputs": np.zeros((1, 28, 28)).tolist()}).encode(), 422, "shape [n, 1, 28, 28]"),
     (json.dumps({"inputs": [[[["a"] * 28] * 28]]}).encode(), 422, "only numbers, got strings"),
     (json.dumps({"inputs": [[[[True] * 28] * 28]]}).encode(), 422, "only numbers, got booleans"),
@@ -84,19 +102,28 @@ def test_bad_requests_get_4xx_while_good_requests_keep_succeeding(model_onnx):
     path, x, expected = model_onnx
     with serve.start(path, max_body_bytes=100_000) as service:
         good: dict = {}
-        load = threading.Thread(target=lambda: good.update(
-            bench.load_test(service.url, x, expected=expected, clients=8, requests=300)))
+        load = threading.Thread(
+            target=lambda: good.update(
+                bench.load_test(service.url, x, expected=expected, clients=8, requests=300)
+            )
+        )
         load.start()
         answers = []
         with httpx.Client(base_url=service.url, timeout=30) as client:
             for body, status, message in BAD_REQUESTS * 3:
-                r = client.post("/predict", content=body, headers={"content-type": "application/json"})
+                r = client.post(
+                    "/predict", content=body, headers={"content-type": "application/json"}
+                )
                 answers.append((r.status_code, status, message, r.json()["detail"]))
-            big = json.dumps({"inputs": np.full((20, *SHAPE), 0.123456789).tolist()}).encode()  # ~220 kB
+            big = json.dumps(
+                {"inputs": np.full((20, *SHAPE), 0.123456789).tolist()}
+            ).encode()  # ~220 kB
             assert len(big) > 200_000
             r = client.post("/predict", content=big)
             answers.append((r.status_code, 413, "larger than 100000 bytes", r.json()["detail"]))
-            r = client.post("/predict", content=iter([big[:60_000], big[60_000:]]))  # chunked, no Content-Length
+            r = client.post(
+                "/predict", content=iter([big[:60_000], big[60_000:]])
+            )  # chunked, no Content-Length
             answers.append((r.status_code, 413, "larger than 100000 bytes", r.json()["detail"]))
         load.join()
         healthy = httpx.get(f"{service.url}/healthz").json()
@@ -145,16 +172,25 @@ def test_clean_shutdown_answers_the_requests_in_flight():
 
 def test_healthz_metrics_and_loopback_default():
     assert serve.ServeConfig().host == "127.0.0.1"
-    with serve.start(lambda a: a.sum(1, keepdims=True), sample_shape=(4,), max_batch_size=8) as service:
+    with serve.start(
+        lambda a: a.sum(1, keepdims=True), sample_shape=(4,), max_batch_size=8
+    ) as service:
         assert service.url.startswith("http://127.0.0.1:")
         health = httpx.get(f"{service.url}/healthz").json()
         r = httpx.post(f"{service.url}/predict", json={"inputs": [[1, 2, 3, 4], [0, 0, 0, 1]]})
         text = httpx.get(f"{service.url}/metrics").text
-    assert health == {"status": "ok", "model": "function", "sample_shape": [4], "max_batch_size": 8,
-                      "max_wait_ms": 2.0}
+    assert health == {
+        "status": "ok",
+        "model": "function",
+        "sample_shape": [4],
+        "max_batch_size": 8,
+        "max_wait_ms": 2.0,
+    }
     assert r.json() == {"outputs": [[10.0], [1.0]], "predictions": [0, 0]}
     assert "# TYPE dlnb_request_latency_seconds histogram" in text
-    assert _metric(text, "dlnb_batch_size_bucket", {"le": "2.0"}) == 1  # the one call, with 2 samples
+    assert (
+        _metric(text, "dlnb_batch_size_bucket", {"le": "2.0"}) == 1
+    )  # the one call, with 2 samples
     assert _metric(text, "dlnb_http_requests_total", {"path": "/healthz", "status": "200"}) == 1
 
 
@@ -180,7 +216,10 @@ def test_a_failing_model_answers_500_and_the_service_recovers():
             raise RuntimeError("boom")
         return batch
 
-    with serve.start(flaky, sample_shape=(2,)) as service, httpx.Client(base_url=service.url) as client:
+    with (
+        serve.start(flaky, sample_shape=(2,)) as service,
+        httpx.Client(base_url=service.url) as client,
+    ):
         failed = client.post("/predict", json={"inputs": [[1, 2]]})
         assert failed.status_code == 500 and "RuntimeError: boom" in failed.json()["detail"]
         assert client.post("/predict", json={"inputs": [[1, 2]]}).json()["outputs"] == [[1.0, 2.0]]
@@ -222,9 +261,23 @@ def test_command_line_serves_and_stops_cleanly_on_sigterm(model_onnx):
     port = _free_port()
     root = Path(__file__).resolve().parents[1]
     proc = subprocess.Popen(
-        [sys.executable, "-m", "dlnb.serve", "--model", str(path), "--port", str(port), "--max-batch-size", "4"],
-        cwd=root, env={**os.environ, "PYTHONPATH": str(root)}, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-        text=True)
+        [
+            sys.executable,
+            "-m",
+            "dlnb.serve",
+            "--model",
+            str(path),
+            "--port",
+            str(port),
+            "--max-batch-size",
+            "4",
+        ],
+        cwd=root,
+        env={**os.environ, "PYTHONPATH": str(root)},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
     try:
         deadline = time.monotonic() + 60
         while True:
@@ -243,3 +296,24 @@ def test_command_line_serves_and_stops_cleanly_on_sigterm(model_onnx):
     # uvicorn finishes its graceful shutdown, then re-raises the signal (the Unix convention)
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert f"http://127.0.0.1:{port}" in out and "Application shutdown complete" in out
+
+
+def test_batcher_reports_a_model_that_drops_rows_and_fails_queued_requests_on_stop():
+    async def scenario():
+        batcher = Batcher(lambda batch: batch[:1], max_batch_size=4, max_wait_s=0.05)
+        batcher.start()
+        results = await asyncio.gather(
+            *(batcher.submit(np.zeros((1, 2))) for _ in range(3)), return_exceptions=True
+        )
+        await batcher.stop()
+        stopped = Batcher(lambda batch: batch, max_batch_size=4, max_wait_s=0.0)  # never started
+        pending = asyncio.ensure_future(stopped.submit(np.zeros((1, 2))))
+        await asyncio.sleep(0)
+        await stopped.stop()
+        return results, await asyncio.gather(pending, return_exceptions=True)
+
+    results, (pending,) = asyncio.run(scenario())
+    assert all(
+        isinstance(r, ValueError) and "returned 1 rows for a batch of 3" in str(r) for r in results
+    )
+    assert isinstance(pending, RuntimeError) and "shutting down" in str(pending)

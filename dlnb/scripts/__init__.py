@@ -1,0 +1,1 @@
+"""Training scripts to run with `python -m` or under torchrun (see `dlnb.launch`)."""
