@@ -37,16 +37,21 @@ LITE_STD = (128.0 / 255,) * 3
 LITE0_FILE = "efficientnet-lite0-57934424.pth"
 LITE0_SHA256 = "579344248a93e23026e6b78f1f6faf0bc1d282386f6c881cdbaacd49cabf77db"
 
-# torchvision weights: the enum member whose url and transforms we use, and the sha256 of its file.
-# torchvision publishes only the first 8 hex digits (in the file name); the full digests come from
-# public weight catalogues and agree with those prefixes. Not downloaded here (no network).
+# torchvision's ImageNet weights: the enum member whose transforms we use, and its file. torchvision
+# publishes only the first 8 hex digits of each sha256 (in the file name); the full digests come
+# from public weight catalogues and agree with those prefixes. Not downloaded here (no network).
+_TV = "https://download.pytorch.org/models/"
 TORCHVISION_WEIGHTS = {
-    "resnet18": ("ResNet18_Weights.IMAGENET1K_V1",
-                 "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec"),
-    "resnet50": ("ResNet50_Weights.IMAGENET1K_V2",
-                 "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca"),
-    "efficientnet_b0": ("EfficientNet_B0_Weights.IMAGENET1K_V1",
-                        "7f5810bc96def8f7552d5b7e68d53c4786f81167d28291b21c0d90e1fca14934"),
+    "resnet18": ("ResNet18_Weights.IMAGENET1K_V1", RemoteFile(
+        _TV + "resnet18-f37072fd.pth",
+        "f37072fd47e89c5e827621c5baffa7500819f7896bbacec160b1a16c560e07ec", "resnet18-f37072fd.pth")),
+    "resnet50": ("ResNet50_Weights.IMAGENET1K_V2", RemoteFile(
+        _TV + "resnet50-11ad3fa6.pth",
+        "11ad3fa62ca79e40addfd354a8ec4b7c75143b3038b8d2a807fbc68deab379ca", "resnet50-11ad3fa6.pth")),
+    "efficientnet_b0": ("EfficientNet_B0_Weights.IMAGENET1K_V1", RemoteFile(
+        _TV + "efficientnet_b0_rwightman-7f5810bc.pth",
+        "7f5810bc96def8f7552d5b7e68d53c4786f81167d28291b21c0d90e1fca14934",
+        "efficientnet_b0_rwightman-7f5810bc.pth")),
 }
 BACKBONES = ("efficientnet_lite0", *TORCHVISION_WEIGHTS)
 
@@ -75,7 +80,8 @@ class Preprocess:
             raise ValueError(f"interpolation must be 'bilinear' or 'bicubic', got {self.interpolation!r}.")
 
     def at(self, size: int, crop: bool = True) -> Preprocess:
-        """The same preprocessing at another resolution; `crop=False` keeps the whole image."""
+        """The same preprocessing at another resolution; `crop=False` cuts no margin (the shorter
+        side is resized straight to `size`, as for small square images such as digits)."""
         return replace(self, size=size, resize=round(size * self.resize / self.size) if crop else size)
 
     def __call__(self, images, chunk: int = 2048) -> torch.Tensor:
@@ -182,8 +188,9 @@ def _as_batches(images) -> list[torch.Tensor]:
 class TransferNet(nn.Module):
     """A backbone cut into `stages`, then global average pooling, dropout and a linear `head`.
 
-    Stages whose parameters are all frozen stay in eval mode under `model.train()`, so their
-    BatchNorm statistics stay those of pretraining (see `dlnb.vision.freeze`).
+    Under `model.train()`, stages whose parameters are all frozen stay in eval mode, so their
+    BatchNorm statistics stay those of pretraining (see `dlnb.vision.freeze`); with
+    `bn_stats_frozen = True` every BatchNorm layer does (it still learns its scale and shift).
     """
 
     def __init__(self, stages: Sequence[nn.Module], head: nn.Linear, dropout: float = 0.0):
@@ -191,6 +198,7 @@ class TransferNet(nn.Module):
         self.stages = nn.ModuleList(stages)
         self.dropout = nn.Dropout(dropout)
         self.head = head
+        self.bn_stats_frozen = False
 
     @property
     def num_features(self) -> int:
@@ -217,6 +225,10 @@ class TransferNet(nn.Module):
             for stage in self.stages:
                 if not any(p.requires_grad for p in stage.parameters()):
                     stage.eval()
+                elif self.bn_stats_frozen:
+                    for m in stage.modules():
+                        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                            m.eval()
         return self
 
 
@@ -293,12 +305,16 @@ def _lite0(pretrained: bool, weights_path: str | Path | None) -> tuple[TransferN
 
 
 def fetch_torchvision_weights(name: str) -> Path:
-    """Download torchvision's weights for `name` into `$DLNB_DATA/weights/` (sha256 checked) once."""
-    from torchvision.models import get_weight
-
-    enum_name, sha256 = TORCHVISION_WEIGHTS[name]
-    url = get_weight(enum_name).url
-    return download(RemoteFile(url, sha256, url.rsplit("/", 1)[-1]), data_dir() / "weights")
+    """Download torchvision's weights for `name` into `$DLNB_DATA/weights/` once, sha256 checked."""
+    file, folder = TORCHVISION_WEIGHTS[name][1], data_dir() / "weights"
+    try:
+        return download(file, folder)
+    except OSError as exc:  # no network, DNS, refused connection, HTTP errors
+        raise ConnectionError(
+            f"Could not download {file.url} ({exc}). Without a network use the offline backbone "
+            f"'efficientnet_lite0', or copy {file.filename} (sha256 {file.sha256}) into {folder} "
+            "from a machine that has it."
+        ) from exc
 
 
 def _torchvision(name: str, pretrained: bool) -> tuple[TransferNet, Preprocess]:
@@ -308,7 +324,8 @@ def _torchvision(name: str, pretrained: bool) -> tuple[TransferNet, Preprocess]:
     weights = get_weight(TORCHVISION_WEIGHTS[name][0])
     net = torchvision.models.get_model(name, weights=None)
     if pretrained:
-        net.load_state_dict(load_weights(fetch_torchvision_weights(name), TORCHVISION_WEIGHTS[name][1]))
+        file = TORCHVISION_WEIGHTS[name][1]
+        net.load_state_dict(load_weights(fetch_torchvision_weights(name), file.sha256))
     if name.startswith("resnet"):
         stem = nn.Sequential(net.conv1, net.bn1, net.relu, net.maxpool)
         model = TransferNet([stem, net.layer1, net.layer2, net.layer3, net.layer4], net.fc)

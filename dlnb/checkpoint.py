@@ -28,6 +28,7 @@ def save_checkpoint(path: str | Path, payload: dict) -> Path:
             torch.save(payload, f)
             f.flush()
             os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
@@ -54,6 +55,8 @@ def checkpoint_payload(state, callbacks: Sequence) -> dict:
         "scaler": state.scaler.state_dict() if state.scaler else None,
         "epoch": state.epoch,
         "step": state.step,
+        "stop": state.stop,
+        "stop_reason": state.stop_reason,
         "history": state.history.records,
         "callbacks": [cb.state_dict() for cb in callbacks],
         "config": state.config.to_dict(),
@@ -69,6 +72,7 @@ def restore(state, ckpt: dict, callbacks: Sequence) -> None:
     if state.scaler and ckpt.get("scaler"):
         state.scaler.load_state_dict(ckpt["scaler"])
     state.epoch, state.step = ckpt["epoch"], ckpt["step"]
+    state.stop, state.stop_reason = ckpt.get("stop", False), ckpt.get("stop_reason", "")
     state.history.records = list(ckpt["history"])
     for cb, cb_state in zip(callbacks, ckpt.get("callbacks", []), strict=False):
         cb.load_state_dict(cb_state)

@@ -167,11 +167,12 @@ def shard_loader(loader: Any, *, train: bool, seed: int = 0,
     """Give this rank its share of a loader: a DistributedSampler for training, a strided,
     unpadded slice for evaluation (so reduced metrics count every example exactly once).
 
-    `ranks` is `(rank, world_size)`, by default this process's place in the group.
+    `ranks` is `(rank, world_size)`, by default this process's place in the group. A loader
+    with a `.shard(rank, world, even)` method (like `GpuLoader`) shards itself.
     """
     rank_, world = ranks if ranks is not None else (rank(), world_size())
     if hasattr(loader, "shard"):
-        return loader.shard(rank_, world)
+        return loader.shard(rank_, world, even=train)
     if not isinstance(loader, DataLoader):
         raise TypeError(
             f"Cannot shard a {type(loader).__name__} across processes; pass a "

@@ -73,14 +73,19 @@ class GpuLoader:
         self.flip = flip
         self.seed = seed
         self.epoch = 0
-        self.rank, self.world = 0, 1
+        self.rank, self.world, self.even = 0, 1, True
 
-    def shard(self, rank: int, world: int) -> GpuLoader:
-        """A copy that yields only this rank's share (same tensors, no copy of the data)."""
+    def shard(self, rank: int, world: int, even: bool = True) -> GpuLoader:
+        """A copy that yields only this rank's share (same tensors, no copy of the data).
+
+        `even` gives every rank as many examples (wrapping around, or dropping the rest with
+        drop_last), as training under DDP needs; `even=False` gives a strided slice with every
+        example exactly once over all ranks, for evaluation.
+        """
         if not 0 <= rank < world:
             raise ValueError(f"rank {rank} is outside a group of {world} processes.")
         shard = copy.copy(self)
-        shard.rank, shard.world = rank, world
+        shard.rank, shard.world, shard.even = rank, world, even
         return shard
 
     def set_epoch(self, epoch: int) -> None:
@@ -88,10 +93,11 @@ class GpuLoader:
         self.epoch = epoch
 
     def _num_examples(self) -> int:
-        # Every rank must see the same number of batches, or DDP waits forever.
         n = len(self.x)
-        per_rank = n // self.world if self.drop_last else math.ceil(n / self.world)
-        return per_rank
+        if not self.even:
+            return len(range(self.rank, n, self.world))
+        # Every training rank must see the same number of batches, or DDP waits forever.
+        return n // self.world if self.drop_last else math.ceil(n / self.world)
 
     def __len__(self) -> int:
         n = self._num_examples()
@@ -104,6 +110,8 @@ class GpuLoader:
             order = torch.randperm(n, generator=g)
         else:
             order = torch.arange(n)
+        if not self.even:
+            return order[self.rank::self.world].to(self.device)
         total = per_rank * self.world
         if total > n:  # pad by wrapping around, as DistributedSampler does
             order = torch.cat([order, order[: total - n]])

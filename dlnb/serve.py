@@ -90,6 +90,7 @@ def create_app(
 
     @app.post("/predict")
     async def predict(request: Request):
+        """Outputs and top-1 predictions for `{"inputs": [sample, ...]}`."""
         try:
             payload = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
@@ -111,6 +112,7 @@ def create_app(
 
     @app.get("/healthz")
     async def healthz():
+        """Liveness, and what the service expects."""
         return {
             "status": "ok",
             "model": name,
@@ -121,6 +123,7 @@ def create_app(
 
     @app.get("/metrics")
     async def prometheus():
+        """Request counts, latency and batch-size histograms in Prometheus text format."""
         return Response(generate_latest(metrics["registry"]), media_type=CONTENT_TYPE_LATEST)
 
     return Guard(app, config.max_body_bytes, metrics)

@@ -41,7 +41,7 @@ class Budget:
     patience: int = 8
     max_rounds: int = 2000  # XGBoost: boosting rounds at most, stopped after `early_stopping_rounds`
     early_stopping_rounds: int = 50
-    batch_size: int = 256
+    batch_size: int = 256  # at most; small training sets get smaller batches (>= 10 steps an epoch)
 
 
 @dataclass
@@ -146,7 +146,8 @@ def _run_neural(name: str, params: dict, data: dict[str, _Part], task: str, n_cl
 
     torch.manual_seed(seed)
     net = build_model(name, params, pre.n_numeric_out, pre.cardinalities, 1 if regression else n_classes)
-    loaders = Loaders(batches(data["train"], target(data["train"]), budget.batch_size, shuffle=True),
+    batch_size = min(budget.batch_size, max(16, len(data["train"].y) // 10))
+    loaders = Loaders(batches(data["train"], target(data["train"]), batch_size, shuffle=True),
                       batches(data["valid"], target(data["valid"]), 4096, shuffle=False))
     config = TrainConfig(epochs=budget.max_epochs, lr=params["lr"], weight_decay=params["weight_decay"],
                          loss="mse" if regression else "cross_entropy", device=str(device), seed=seed,

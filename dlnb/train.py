@@ -79,6 +79,14 @@ class TrainConfig:
                 raise ValueError(f"TrainConfig.{name}={value!r} is not one of {allowed}.")
         if self.epochs < 1 or self.grad_accum < 1:
             raise ValueError("TrainConfig.epochs and TrainConfig.grad_accum must be at least 1.")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}.")
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(f"TrainConfig.grad_clip must be positive or None, got {self.grad_clip}.")
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ValueError("TrainConfig.max_steps_per_epoch must be at least 1 (or None for all).")
 
     def to_dict(self) -> dict:
         """The config as plain values (callables left out), for checkpoints and reports."""
@@ -248,24 +256,23 @@ def _train_epoch(model: nn.Module, state: TrainState, amp_dtype, callbacks, no_s
         n_batches = min(n_batches, config.max_steps_per_epoch * k)
     optimizer.zero_grad(set_to_none=True)
 
-    def flush() -> None:
+    def flush() -> None:  # one device sync for the pending losses, then plain Python
         nonlocal loss_sum, seen, pending
         if not pending:
             return
-        losses = torch.stack([p[0] for p in pending]).double().cpu()
-        sizes = [p[1] for p in pending]
-        bad = (~torch.isfinite(losses)).nonzero()
-        if len(bad):
-            first = int(bad[0])
-            batch_index = state.batch - len(pending) + first + 1
-            raise NonFiniteLossError(
-                f"The training loss became {float(losses[first])} at epoch {state.epoch}, batch "
-                f"{batch_index} (optimizer step {state.step}). Lower the learning rate, add "
-                "grad_clip, check the inputs for NaN/Inf, or use amp='bf16' instead of fp16."
-            )
-        loss_sum += float((losses * torch.tensor(sizes, dtype=torch.float64)).sum())
-        seen += sum(sizes)
-        state.last_loss = float(losses[-1])
+        losses = (torch.stack([p[0] for p in pending]).tolist() if len(pending) > 1
+                  else [pending[0][0].item()])
+        for j, (value, (_, size)) in enumerate(zip(losses, pending, strict=True)):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"The training loss became {value} at epoch {state.epoch}, batch "
+                    f"{state.batch - len(pending) + j + 1} (optimizer step {state.step}). Lower "
+                    "the learning rate, add grad_clip, check the inputs for NaN/Inf, or use "
+                    "amp='bf16' instead of fp16."
+                )
+            loss_sum += value * size
+            seen += size
+        state.last_loss = losses[-1]
         pending = []
 
     for i, batch in enumerate(state.train_loader):
@@ -353,7 +360,7 @@ def evaluate(model: nn.Module, loader, config_or_device=None, loss: str = "cross
              amp_dtype: torch.dtype | None = None, channels_last: bool = False) -> dict:
     """Mean loss and accuracy (classification) or RMSE (mse) of `model` over `loader`."""
     if isinstance(config_or_device, TrainConfig):
-        device = pick_device(config_or_device.device)
+        device = dist.rank_device(pick_device(config_or_device.device))
         loss = config_or_device.loss
         amp_dtype = autocast_dtype(config_or_device.amp, device)
         channels_last = config_or_device.channels_last

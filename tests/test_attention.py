@@ -176,7 +176,7 @@ def test_encoder_learns_the_order_task():
     """A two-layer encoder with positions solves A-before-B; the same encoder without positions cannot."""
     from dlnb.text_data import make_order_task
 
-    data = {k: torch.from_numpy(v) for k, v in make_order_task(1200, max_len=10, n_fillers=6).items()}
+    data = {k: torch.from_numpy(v) for k, v in make_order_task(600, max_len=10, n_fillers=6).items()}
     test = {k: torch.from_numpy(v) for k, v in make_order_task(400, max_len=10, n_fillers=6, seed=1).items()}
 
     def train(positions):
@@ -185,8 +185,8 @@ def test_encoder_learns_the_order_task():
                                                  n_layers=2, max_len=11, dropout=0.0,
                                                  positions=positions))
         opt = torch.optim.AdamW(model.parameters(), lr=3e-3)
-        for _ in range(8):
-            for i in torch.randperm(1200).split(32):
+        for _ in range(6):
+            for i in torch.randperm(600).split(32):
                 loss = F.cross_entropy(model(data["input_ids"][i], data["attention_mask"][i]).logits,
                                        data["y"][i])
                 opt.zero_grad()
@@ -198,4 +198,4 @@ def test_encoder_learns_the_order_task():
         return (pred == test["y"]).float().mean().item()
 
     assert train("sinusoidal") > 0.9
-    assert train("none") < 0.62
+    assert train("none") < 0.6  # 400 test sequences: chance is 0.5 +- 0.025

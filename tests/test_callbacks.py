@@ -141,6 +141,20 @@ def run(stopper, key, values):
     return None
 
 
+def test_a_rerun_of_an_early_stopped_run_trains_no_further(tmp_path):
+    def run_once():
+        torch.manual_seed(0)
+        model = MLP(4, hidden=(16,), out_features=4)
+        config = TrainConfig(epochs=20, lr=1e-2, checkpoint_dir=str(tmp_path), **CPU)
+        return model, fit(model, blobs_with_lying_validation(), config, [EarlyStopping(patience=2)])
+
+    first_model, first = run_once()
+    again_model, again = run_once()
+    assert len(again) == len(first) < 20
+    assert again.stop_reason == first.stop_reason != ""
+    assert same(again_model.state_dict(), first_model.state_dict())  # best weights restored again
+
+
 def test_early_stopping_in_max_mode_and_with_min_delta():
     stopper = EarlyStopping(monitor="valid_accuracy", mode="max", patience=3)
     assert run(stopper, "valid_accuracy", [0.5, 0.7, 0.6, 0.65, 0.69, 0.9]) == 5

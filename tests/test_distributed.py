@@ -8,6 +8,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from dlnb import distributed as dd
 from dlnb.data import make_loaders
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def _indices(loader) -> list[int]:
     return [int(v) for _, y in loader for v in y]
@@ -92,7 +94,8 @@ def test_shard_loader_uses_a_loaders_own_shard_method():
 
     loader = GpuLoader(torch.zeros(6, 1), torch.arange(6), batch_size=2, device="cpu")
     shard = dd.shard_loader(loader, train=True, ranks=(1, 2))
-    assert (shard.rank, shard.world) == (1, 2) and len(shard) == 2
+    assert (shard.rank, shard.world, shard.even) == (1, 2, True) and len(shard) == 2
+    assert dd.shard_loader(loader, train=False, ranks=(1, 2)).even is False
 
 
 def test_unshardable_loaders_are_a_clear_error():

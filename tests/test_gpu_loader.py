@@ -6,6 +6,8 @@ import torch
 from dlnb.data import make_loaders
 from dlnb.gpu_loader import GpuLoader, gpu_loaders, random_flip, random_translate
 
+pytestmark = pytest.mark.usefixtures("single_thread")
+
 
 def _labels(loader) -> list[int]:
     return [int(v) for _, y in loader for v in y]
@@ -49,6 +51,14 @@ def test_shards_split_an_epoch_between_ranks_evenly(n, drop_last):
         assert set(seen[0]) | set(seen[1]) == set(range(n))
     with pytest.raises(ValueError, match="outside a group"):
         loader.shard(2, 2)
+
+
+def test_evaluation_shards_hold_every_example_exactly_once():
+    loader = GpuLoader(torch.randn(11, 2), torch.arange(11), batch_size=2, shuffle=False,
+                       device="cpu")
+    parts = [_labels(loader.shard(r, 3, even=False)) for r in range(3)]
+    assert sorted(sum(parts, [])) == list(range(11))
+    assert [len(p) for p in parts] == [4, 4, 3]
 
 
 def test_random_translate_shifts_whole_images_within_range():
@@ -102,7 +112,6 @@ def test_gpu_loaders_hold_out_the_same_validation_split_as_make_loaders():
 
 
 @pytest.mark.gpu
-@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs CUDA")
 def test_batches_live_on_the_gpu():
     loader = GpuLoader(torch.randn(64, 1, 28, 28), torch.arange(64), batch_size=16,
                        translate=2, device="cuda")

@@ -45,7 +45,6 @@ def test_output_streams_and_failures_raise_with_the_tail(tmp_path, capsys):
     assert "bad hyperparameters" in str(err.value) and "worker 0 of 1" in err.value.output
 
 
-@pytest.mark.slow
 def test_a_run_past_its_timeout_is_stopped(tmp_path):
     script = tmp_path / "hangs.py"
     script.write_text("import time\nprint('started', flush=True)\ntime.sleep(600)\n")

@@ -191,7 +191,8 @@ def test_evaluate_of_nothing_is_an_error():
 
 @pytest.mark.parametrize("field, value", [
     ("optimizer", "adam"), ("scheduler", "step"), ("loss", "hinge"), ("amp", "fp8"),
-    ("epochs", 0), ("grad_accum", 0),
+    ("epochs", 0), ("grad_accum", 0), ("lr", 0.0), ("label_smoothing", 1.0),
+    ("grad_clip", -1.0), ("max_steps_per_epoch", 0),
 ])
 def test_bad_config_values_are_clear_errors(field, value):
     with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
