@@ -1,31 +1,24 @@
-"""Attribution with Captum: one call per prediction, numpy out, and the Adebayo et al. sanity check.
+"""Attribution with Captum: one call per prediction, numpy out.
 
 `attribute(model, x, method=...)` covers Integrated Gradients (with its convergence delta),
 Saliency, SmoothGrad, Occlusion and Grad-CAM; `attribute_text` runs layer integrated gradients
-over a transformer's token embeddings; `attribute_tabular` explains any black-box predictor (an
-XGBoost model, say). `sanity_check` randomises the weights and measures how much the explanation
-changes (Adebayo et al., 2018, "Sanity Checks for Saliency Maps"). Plots live in
-`dlnb.interpret_plot`.
+over a transformer's token embeddings. Next door: `dlnb.interpret_sanity` (the Adebayo et al.
+model-randomisation check, agreement between methods), `dlnb.interpret_tabular` (black-box
+feature attributions against XGBoost's own importances) and `dlnb.interpret_plot` (plots).
 """
 
 from __future__ import annotations
 
-import copy
 import difflib
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
 
-if TYPE_CHECKING:
-    import pandas as pd
-
 METHODS = ("integrated_gradients", "saliency", "smoothgrad", "occlusion", "gradcam")
 BASELINES = ("zero", "blur", "uniform")
-TABULAR_METHODS = ("shapley", "ablation")
 
 
 @dataclass
@@ -55,27 +48,6 @@ class TokenAttribution:
     probabilities: np.ndarray
     delta: float
     relative_delta: float
-
-
-@dataclass
-class SanityResult:
-    """Spearman correlation between trained and randomised attributions, one per step."""
-
-    method: str
-    mode: str
-    steps: list[str]
-    spearman: list[float]
-    bound: float
-
-    @property
-    def final(self) -> float:
-        """The correlation once every randomised layer is randomised."""
-        return self.spearman[-1]
-
-    @property
-    def passed(self) -> bool:
-        """True when the explanation changed: |Spearman| of the last step below `bound`."""
-        return abs(self.final) < self.bound
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:
@@ -341,135 +313,3 @@ def attribute_text(
         delta=delta,
         relative_delta=delta / max(abs(gap), 1e-8),
     )
-
-
-def attribute_tabular(
-    predict: Callable[[np.ndarray], np.ndarray],
-    x: np.ndarray,
-    background: np.ndarray,
-    method: str = "shapley",
-    *,
-    target: int | None = None,
-    n_samples: int = 25,
-    seed: int = 0,
-) -> np.ndarray:
-    """Feature attributions (N, F) of a black-box `predict` against the mean of `background`."""
-    from captum.attr import FeatureAblation, ShapleyValueSampling
-
-    if method not in TABULAR_METHODS:
-        raise ValueError(f"Unknown tabular method {method!r}; choose one of {TABULAR_METHODS}.")
-    x = np.asarray(x, dtype=np.float32)
-    background = np.asarray(background, dtype=np.float32)
-    if x.ndim != 2 or background.ndim != 2 or x.shape[1] != background.shape[1]:
-        raise ValueError(
-            f"Expected tables shaped (N, F) with the same F, got x {x.shape} and background "
-            f"{background.shape}; use x.reshape(1, -1) for a single row."
-        )
-
-    def forward(t: torch.Tensor) -> torch.Tensor:
-        return torch.as_tensor(np.asarray(predict(t.detach().cpu().numpy()), dtype=np.float32))
-
-    xt, base = torch.from_numpy(x), torch.from_numpy(background.mean(axis=0, keepdims=True))
-    torch.manual_seed(seed)
-    if method == "shapley":
-        attr = ShapleyValueSampling(forward).attribute(
-            xt, baselines=base, target=target, n_samples=n_samples, perturbations_per_eval=16
-        )
-    else:
-        attr = FeatureAblation(forward).attribute(xt, baselines=base, target=target)
-    return attr.numpy()
-
-
-def spearman(a: np.ndarray, b: np.ndarray) -> float:
-    """Spearman rank correlation of two arrays, flattened."""
-    from scipy.stats import spearmanr
-
-    a, b = np.ravel(a), np.ravel(b)
-    if np.ptp(a) == 0 or np.ptp(b) == 0:
-        return 0.0
-    return float(spearmanr(a, b).statistic)
-
-
-def compare_methods(results: dict[str, Attribution]) -> pd.DataFrame:
-    """Mean per-sample Spearman correlation between the heatmaps of every pair of methods."""
-    import pandas as pd
-
-    names = list(results)
-    maps = {n: results[n].heatmaps() for n in names}
-    m = [
-        [np.mean([spearman(p, q) for p, q in zip(maps[a], maps[b], strict=True)]) for b in names]
-        for a in names
-    ]
-    return pd.DataFrame(m, index=names, columns=names)
-
-
-def _randomise(module: nn.Module) -> None:
-    if hasattr(module, "reset_parameters"):
-        module.reset_parameters()
-    else:
-        for p in module.parameters(recurse=False):
-            nn.init.normal_(p, std=0.02)
-
-
-def sanity_check(
-    model: nn.Module,
-    x: torch.Tensor,
-    target: int | Sequence[int] | None = None,
-    method: str | Callable[[nn.Module, torch.Tensor, torch.Tensor], np.ndarray] = "saliency",
-    *,
-    mode: str = "cascading",
-    n_groups: int = 4,
-    bound: float = 0.5,
-    seed: int = 0,
-    **kwargs,
-) -> SanityResult:
-    """Model-randomisation test: attributions must change when the weights are randomised.
-
-    `mode="full"` re-initialises every layer at once; `"cascading"` re-initialises layer groups
-    from the logits down, measuring after each. The check passes when the mean per-sample
-    Spearman correlation between trained and fully randomised heatmaps is below `bound` in
-    absolute value. `method` is a name from METHODS or `f(model, x, targets) -> heatmaps`.
-    """
-    if mode not in ("full", "cascading"):
-        raise ValueError(f"Unknown mode {mode!r}; use 'full' or 'cascading'.")
-    x = x.to(_device(model))
-    was_training = model.training
-    targets = _targets(target, _logits(model.eval(), x))
-    model.train(was_training)
-
-    def maps(m: nn.Module) -> np.ndarray:
-        if callable(method):
-            return np.abs(np.asarray(method(m, x, targets)))
-        return attribute(m, x, targets, method, **kwargs).heatmaps()
-
-    reference = maps(model)
-    random_model = copy.deepcopy(model)
-    layers = [
-        (n, m)
-        for n, m in random_model.named_modules()
-        if any(True for _ in m.parameters(recurse=False))
-    ]
-    if not layers:
-        raise ValueError(f"{type(model).__name__} has no parameters to randomise.")
-    order = layers[::-1]  # from the logits down, in registration order
-    edges = np.linspace(0, len(order), min(n_groups, len(order)) + 1).round().astype(int)
-    groups = (
-        [layers]
-        if mode == "full"
-        else [order[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
-    )
-    torch.manual_seed(seed)
-    steps, rhos = [], []
-    for group in groups:
-        for _, module in group:
-            _randomise(module)
-        current = maps(random_model)
-        rhos.append(
-            float(np.mean([spearman(a, b) for a, b in zip(reference, current, strict=True)]))
-        )
-        first, last = group[0][0], group[-1][0]
-        steps.append(
-            "all layers" if mode == "full" else first if first == last else f"{first}..{last}"
-        )
-    name = method if isinstance(method, str) else getattr(method, "__name__", "custom")
-    return SanityResult(name, mode, steps, rhos, bound)

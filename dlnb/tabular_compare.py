@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,21 +100,21 @@ def _valid_loss(task: str, y: np.ndarray, out: np.ndarray, n_classes: int) -> fl
     return s["rmse"] if task == "regression" else s["log_loss"]
 
 
-def _timed_predict(predict, n_rows: int, device) -> tuple[np.ndarray, float]:
-    """Predictions and the best of three timings, in milliseconds per 1,000 rows."""
+def _timed_predict(predict, part: _Part, device) -> tuple[np.ndarray, float]:
+    """Predictions on `part` and the best of three timings, in milliseconds per 1,000 rows."""
     best = math.inf
     for _ in range(3):
         with Timer(device) as t:
-            out = predict()
+            out = predict(part)
         best = min(best, t.seconds)
-    return out, 1e6 * best / max(n_rows, 1)
+    return out, 1e6 * best / max(len(part.y), 1)
 
 
 def _run_xgboost(params: dict, data: dict[str, _Part], task: str, n_classes: int, budget: Budget,
-                 device: torch.device, seed: int) -> dict:
+                 device: torch.device, seed: int, threads: int | None = None) -> dict:
     import xgboost as xgb
 
-    common = {"tree_method": "hist", "enable_categorical": True, "random_state": seed,
+    common = {"tree_method": "hist", "enable_categorical": True, "random_state": seed, "n_jobs": threads,
               "n_estimators": budget.max_rounds, "early_stopping_rounds": budget.early_stopping_rounds,
               "device": "cuda" if device.type == "cuda" else "cpu", **params}
     if task == "regression":
@@ -202,15 +203,49 @@ def _train_rows(table: Table, split: Split, n_train: int | None, seed: int) -> n
     return np.sort(rows)
 
 
+def _tune(name: str, task: str, data: dict[str, _Part], pre: Preprocessor, n_classes: int,
+          budget: Budget, fixed: dict, device: torch.device, seed: int,
+          threads: int | None) -> dict:
+    """Run `budget.trials` random-search trials of model `name`; the best on validation wins."""
+    rng, best = np.random.default_rng([seed, len(data["train"].y)]), None
+    for trial in range(1 if name == "majority" else budget.trials):
+        if name == "majority":
+            params, run = {}, _run_majority(data, task, n_classes)
+        elif name == "xgboost":
+            params = {**sample_params(name, rng, trial), **fixed}
+            run = _run_xgboost(params, data, task, n_classes, budget, device, seed, threads)
+        else:
+            params = {**sample_params(name, rng, trial), **fixed}
+            run = _run_neural(name, params, data, task, n_classes, pre, budget, device, seed)
+        run["valid"] = _valid_loss(task, data["valid"].y, run["predict"](data["valid"]), n_classes)
+        run["hyper"] = params
+        if best is None or run["valid"] < best["valid"]:
+            best = run
+    return best
+
+
+@contextmanager
+def _cpu_threads(threads: int | None):
+    """Cap torch's CPU threads inside the block (no change when `threads` is None)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
 def compare(table: Table, models: tuple[str, ...] = MODELS, *, seeds: tuple[int, ...] = (0, 1, 2),
             budget: Budget = Budget(), train_sizes: tuple[int | None, ...] = (None,),
             overrides: dict[str, dict] | None = None, device: str = "auto",
             scaling: str = "quantile", valid_fraction: float = 0.15, test_fraction: float = 0.2,
-            progress: bool = True) -> Results:
+            threads: int | None = None, progress: bool = True) -> Results:
     """Tune and test every model on `table` under the same splits, seeds and budget.
 
     `overrides` fixes hyperparameters of a model in every trial, e.g. a small FT-Transformer on a
-    CPU: `{"ft_transformer": {"d_token": 32, "n_blocks": 1}}`.
+    CPU: `{"ft_transformer": {"d_token": 32, "n_blocks": 1}}`. `threads` caps the CPU threads of
+    torch and XGBoost during the comparison (small models on a busy CPU run faster on one).
     """
     overrides = overrides or {}
     unknown = [m for m in models if m not in MODELS]
@@ -221,44 +256,33 @@ def compare(table: Table, models: tuple[str, ...] = MODELS, *, seeds: tuple[int,
     dev = pick_device(device)
     n_classes = 1 if table.task == "regression" else int(max(len(table.classes), table.y.max() + 1))
     rows, predictions = [], {}
-    for seed in seeds:
-        split = make_split(table, seed, valid_fraction, test_fraction)
-        for n_train in train_sizes:
-            pre, data = _prepare(table, split, _train_rows(table, split, n_train, seed), scaling)
-            for name in ("majority", *models):
-                start = time.perf_counter()
-                rng, best = np.random.default_rng([seed, len(data["train"].y)]), None
-                for trial in range(1 if name == "majority" else budget.trials):
-                    if name == "majority":
-                        params, run = {}, _run_majority(data, table.task, n_classes)
-                    else:
-                        params = {**sample_params(name, rng, trial), **overrides.get(name, {})}
-                        run = (_run_xgboost(params, data, table.task, n_classes, budget, dev, seed)
-                               if name == "xgboost" else
-                               _run_neural(name, params, data, table.task, n_classes, pre, budget,
-                                           dev, seed))
-                    run["valid"] = _valid_loss(table.task, data["valid"].y,
-                                               run["predict"](data["valid"]), n_classes)
-                    if best is None or run["valid"] < best["valid"]:
-                        best, best_params = run, params
-                tune_seconds = time.perf_counter() - start
-                test = data["test"]
-                out, infer_ms = _timed_predict(lambda b=best, p=test: b["predict"](p), len(test.y), dev)
-                rows.append({
-                    "dataset": table.name, "task": table.task, "model": name, "seed": seed,
-                    "n_train": len(data["train"].y), **scores(table.task, test.y, out, n_classes),
-                    "valid_loss": best["valid"], "train_seconds": best["seconds"],
-                    "tune_seconds": tune_seconds, "infer_ms_per_1k": infer_ms,
-                    "params": best["params"], "trees": best["trees"], "leaves": best["leaves"],
-                    "epochs": best["epochs"], "hyperparameters": json.dumps(best_params),
-                })
-                predictions[(name, seed, len(data["train"].y))] = {
-                    "test_rows": split.test, "test": out,
-                    "valid_rows": split.valid, "valid": best["predict"](data["valid"]),
-                }
-                if progress:
-                    r = rows[-1]
-                    metric = "rmse" if table.task == "regression" else "accuracy"
-                    print(f"{table.name} seed={seed} n_train={r['n_train']} {name:<15} "
-                          f"{metric}={r[metric]:.4f} tune={tune_seconds:.1f}s", flush=True)
+    with _cpu_threads(threads):
+        for seed in seeds:
+            split = make_split(table, seed, valid_fraction, test_fraction)
+            for n_train in train_sizes:
+                pre, data = _prepare(table, split, _train_rows(table, split, n_train, seed), scaling)
+                n = len(data["train"].y)
+                for name in ("majority", *models):
+                    start = time.perf_counter()
+                    best = _tune(name, table.task, data, pre, n_classes, budget,
+                                 overrides.get(name, {}), dev, seed, threads)
+                    tune_seconds = time.perf_counter() - start
+                    test = data["test"]
+                    out, infer_ms = _timed_predict(best["predict"], test, dev)
+                    rows.append({
+                        "dataset": table.name, "task": table.task, "model": name, "seed": seed,
+                        "n_train": n, **scores(table.task, test.y, out, n_classes),
+                        "valid_loss": best["valid"], "train_seconds": best["seconds"],
+                        "tune_seconds": tune_seconds, "infer_ms_per_1k": infer_ms,
+                        "params": best["params"], "trees": best["trees"], "leaves": best["leaves"],
+                        "epochs": best["epochs"], "hyperparameters": json.dumps(best["hyper"]),
+                    })
+                    predictions[(name, seed, n)] = {
+                        "test_rows": split.test, "test": out,
+                        "valid_rows": split.valid, "valid": best["predict"](data["valid"]),
+                    }
+                    if progress:
+                        metric = "rmse" if table.task == "regression" else "accuracy"
+                        print(f"{table.name} seed={seed} n_train={n} {name:<15} "
+                              f"{metric}={rows[-1][metric]:.4f} tune={tune_seconds:.1f}s", flush=True)
     return Results(pd.DataFrame(rows), predictions, table)

@@ -237,6 +237,31 @@ def text_loaders(tokenizer, train: tuple, valid: tuple | None = None, test: tupl
     return Loaders(loader(train, True), loader(valid, False), loader(test, False))
 
 
+def token_loaders(train: tuple, valid: tuple | None = None, test: tuple | None = None, *,
+                  batch_size: int = 64, seed: int = 0, pad_id: int = 0) -> Loaders:
+    """Loaders of already tokenized (input_ids, attention_mask, y) arrays, re-padded per batch."""
+
+    def loader(split: tuple | None, shuffle: bool) -> DataLoader | None:
+        if split is None:
+            return None
+        ids, mask, y = (np.asarray(a) for a in split)
+        if not (len(ids) == len(mask) == len(y)) or ids.shape != mask.shape:
+            raise ValueError(f"input_ids {ids.shape}, attention_mask {mask.shape} and y {y.shape} "
+                             "must have matching rows (and ids and mask the same shape).")
+        items = [(row[keep.astype(bool)].tolist(), int(label)) for row, keep, label in zip(ids, mask, y, strict=True)]
+        generator = torch.Generator().manual_seed(seed) if shuffle else None
+        return DataLoader(items, batch_size=batch_size, shuffle=shuffle, generator=generator,
+                          collate_fn=pad_collate(pad_id))
+
+    return Loaders(loader(train, True), loader(valid, False), loader(test, False))
+
+
+def epochs_for(n_examples: int, batch_size: int, min_steps: int, min_epochs: int = 1) -> int:
+    """Enough epochs for at least `min_steps` optimizer steps: tiny training sets get more passes."""
+    steps_per_epoch = max(1, -(-n_examples // batch_size))
+    return max(min_epochs, -(-min_steps // steps_per_epoch))
+
+
 # --- fine-tuning and baselines -------------------------------------------------------------------
 
 def finetune_classifier(train: tuple, test: tuple, *, label_names: Sequence[str],
@@ -280,30 +305,17 @@ def tfidf_classifier(train: tuple, test: tuple, *, label_names: Sequence[str], C
 
 # --- data-efficiency curves ----------------------------------------------------------------------
 
-def per_class_subset(labels: Sequence[int], n_per_class: int | None, seed: int) -> np.ndarray:
-    """Sorted indices of `n_per_class` seeded random examples of every class (all when None)."""
-    labels = np.asarray(labels)
-    if n_per_class is None:
-        return np.arange(len(labels))
-    rng = np.random.default_rng(seed)
-    picks = []
-    for cls in np.unique(labels):
-        members = np.flatnonzero(labels == cls)
-        if n_per_class > len(members):
-            raise ValueError(f"Asked for {n_per_class} examples of class {cls} but there are only "
-                             f"{len(members)}: use a smaller size, or None for all of them.")
-        picks.append(rng.choice(members, size=n_per_class, replace=False))
-    return np.sort(np.concatenate(picks))
-
-
 def data_efficiency(methods: dict[str, Callable[[np.ndarray, int], dict]], labels: Sequence[int],
                     sizes: Sequence[int | None], seeds: Sequence[int]):
     """Run every method on every (examples per class, seed) subset of the training set.
 
     `methods[name](train_indices, seed)` trains on those rows and returns a dict with at least
-    `accuracy`. Returns a DataFrame: method, n_per_class (-1 = all), seed, accuracy, seconds.
+    `accuracy`. For one seed the subsets are nested (the 2-per-class rows are inside the 16).
+    Returns a DataFrame: method, n_per_class (-1 = all), n_train, seed, accuracy, seconds.
     """
     import pandas as pd
+
+    from dlnb.vision import per_class_subset
 
     rows = []
     for size in sizes:

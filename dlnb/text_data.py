@@ -14,7 +14,15 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnb.data import DatasetSpec, GeneratedSource, RemoteFile, UrlSource, register, sha256_file
+from dlnb.data import (
+    DatasetSpec,
+    GeneratedSource,
+    RemoteFile,
+    UrlSource,
+    load,
+    register,
+    sha256_file,
+)
 
 Arrays = dict[str, np.ndarray]
 SENTIMENT_LABELS = ("negative", "positive")
@@ -91,6 +99,32 @@ register(DatasetSpec(
         "y_train": "2989d09a0fa001509c1425a0530f3a3d20520c7dff58a7cc99c587c6d8a1087f",
     },
 ))
+
+TASKS = ("sentiment", "topic")
+
+
+def text_task(name: str = "reviews", task: str = "sentiment") -> dict:
+    """A text dataset as one task: {"train": (texts, y), "test": (texts, y), "label_names": (...)}.
+
+    `sentiment` uses the dataset's labels; `topic` (the review corpus only) asks what a review is
+    about: its domain (film, hotel, product, restaurant).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is not one of {TASKS}.")
+    arrays = load(name)
+    if task == "sentiment":
+        names = tuple(str(n) for n in arrays["label_names"])
+        ys = {split: arrays[f"y_{split}"] for split in ("train", "test")}
+    else:
+        if "domain_train" not in arrays:
+            raise ValueError(f"Dataset {name!r} has no domains, so task='topic' is not available: "
+                             "use task='sentiment' (or the 'reviews' dataset).")
+        names = tuple(sorted(set(arrays["domain_train"].tolist())))
+        ys = {split: np.array([names.index(d) for d in arrays[f"domain_{split}"].tolist()])
+              for split in ("train", "test")}
+    return {split: (arrays[f"text_{split}"].tolist(), ys[split]) for split in ("train", "test")} | {
+        "label_names": names}
+
 
 # --- SST-2 (GLUE), downloaded with its published sha256 ------------------------------------------
 

@@ -172,7 +172,8 @@ def test_plots_label_axes_with_tokens_and_check_shapes():
     matplotlib.pyplot.close("all")
 
 
-def test_encoder_learns_the_order_task():
+@pytest.mark.slow
+def test_encoder_learns_the_order_task(single_thread):
     """A two-layer encoder with positions solves A-before-B; the same encoder without positions cannot."""
     from dlnb.text_data import make_order_task
 

@@ -144,6 +144,7 @@ def test_int8_quantisation_shrinks_the_model_and_keeps_its_accuracy(digits_mlp, 
     assert report["n"] == len(x)
 
 
+@pytest.mark.slow
 def test_benchmark_compares_runtimes_side_by_side(lenet, lenet_onnx):
     model, x = lenet
     runtimes = {"eager": model, "onnxruntime": deploy.ort_session(lenet_onnx, threads=1)}

@@ -7,12 +7,13 @@ import copy
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from dlnb import tabular_compare
 from dlnb.tabular import UNKNOWN, fit_preprocessor, make_split
 from dlnb.tabular_compare import Budget, compare
 from dlnb.tabular_data import Table, synthetic_table
-from dlnb.tabular_results import Results
+from dlnb.tabular_results import Results, scoreboard
 
 
 def _frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
@@ -67,8 +68,10 @@ def test_compare_fits_preprocessing_on_the_training_rows_only(monkeypatch):
         return fit_preprocessor(X, *args, **kwargs)
 
     monkeypatch.setattr(tabular_compare, "fit_preprocessor", spy)
+    threads = torch.get_num_threads()
     compare(table, models=("xgboost",), seeds=(0, 1), train_sizes=(200, None),
-            budget=Budget(trials=1, max_rounds=20), progress=False)
+            budget=Budget(trials=1, max_rounds=20), threads=1, progress=False)
+    assert torch.get_num_threads() == threads  # the cap is lifted afterwards
     assert len(seen) == 4
     for i, rows in enumerate(seen):
         split = make_split(table, seed=i // 2)
@@ -191,7 +194,11 @@ def test_crossover_is_read_from_the_mean_curves():
     results = Results(pd.DataFrame(rows))
     assert results.crossover("mlp") == 10_000 and results.crossover("xgboost", "mlp") is None
     text = results.describe()
-    assert "MLP (one-hot)" in text and "10,000 training rows" in text and "4.5x" in text
+    assert "MLP (one-hot) beat XGBoost by 0.0400" in text and "4.5x" in text
+    assert "from 10,000 training rows on: MLP (one-hot)" in text
+    board = scoreboard({"d": results, "small": Results(results.frame[results.frame["n_train"] < 5000])})
+    assert "best (or tied best) mean test score on 1 of 2 tables" in board
+    assert "cheapest to tune on 2 of 2" in board
 
 
 def test_compare_rejects_unknown_models_and_empty_budgets():

@@ -81,6 +81,7 @@ def _level_task(n: int = 2000, levels: int = 30, seed: int = 0):
     return torch.randn(n, 2, generator=g), x_cat, effect[x_cat[:, 0]]
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("name", ["mlp", "emb_mlp", "ft_transformer"])
 def test_models_learn_from_categorical_codes_with_the_shared_training_loop(name):
     from torch.utils.data import DataLoader, TensorDataset

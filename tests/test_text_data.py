@@ -1,11 +1,9 @@
 """The text datasets: the review corpus, SST-2's parser through the real download path, the order task."""
 
-import functools
 import hashlib
-import http.server
 import io
-import threading
 import zipfile
+from unittest import mock
 
 import numpy as np
 import pytest
@@ -13,13 +11,7 @@ import pytest
 from dlnb import data, text_data
 
 
-@pytest.fixture
-def cache(tmp_path, monkeypatch):
-    monkeypatch.setenv("DLNB_DATA", str(tmp_path))
-    return tmp_path
-
-
-def test_reviews_load_through_the_registry_and_are_balanced(cache):
+def test_reviews_load_through_the_registry_and_are_balanced(tmp_data_dir):
     arrays = data.load("reviews")
     assert "reviews" in data.names()
     assert arrays["text_train"].shape == (360,) and arrays["text_test"].shape == (120,)
@@ -30,7 +22,7 @@ def test_reviews_load_through_the_registry_and_are_balanced(cache):
         assert len(set(counts.values())) == 1  # every (domain, class) pair the same size
     assert not set(arrays["text_train"]) & set(arrays["text_test"])
     assert all(t.strip() for t in arrays["text_train"])
-    assert (cache / "reviews" / "reviews.npz").exists()  # cached after verification
+    assert (tmp_data_dir / "reviews" / "reviews.npz").exists()  # cached after verification
 
 
 def test_edited_review_file_is_refused(tmp_path):
@@ -55,21 +47,6 @@ def _sst2_zip(train_rows, dev_rows) -> bytes:
     return buf.getvalue()
 
 
-@pytest.fixture
-def server(tmp_path):
-    """A static file server on 127.0.0.1 serving tmp_path/www."""
-    root = tmp_path / "www"
-    root.mkdir()
-    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(root))
-    handler.log_message = lambda *args: None
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield root, f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-
-
 def _local_sst2_spec(monkeypatch, url: str, sha256: str) -> str:
     source = data.UrlSource(files=(data.RemoteFile(url, sha256, "SST-2.zip"),), parse=text_data.parse_sst2)
     spec = data.DatasetSpec(name="sst2-local", description="test", licence="test", homepage="test",
@@ -78,8 +55,8 @@ def _local_sst2_spec(monkeypatch, url: str, sha256: str) -> str:
     return spec.name
 
 
-def test_sst2_downloads_verifies_and_parses_through_the_registry(cache, server, monkeypatch):
-    root, base = server
+def test_sst2_downloads_verifies_and_parses_through_the_registry(tmp_data_dir, local_http_server, monkeypatch):
+    root, base = local_http_server.root, local_http_server.url().rstrip("/")
     payload = _sst2_zip([("a gorgeous , witty film ", 1), ("flat and lifeless", 0)],
                         [("it 's a charming journey . ", 1)])
     (root / "SST-2.zip").write_bytes(payload)
@@ -88,16 +65,16 @@ def test_sst2_downloads_verifies_and_parses_through_the_registry(cache, server, 
     assert arrays["text_train"].tolist() == ["a gorgeous , witty film", "flat and lifeless"]
     assert arrays["y_train"].tolist() == [1, 0] and arrays["y_train"].dtype == np.int64
     assert arrays["text_test"].tolist() == ["it 's a charming journey ."]
-    assert (cache / name / "raw" / "SST-2.zip").read_bytes() == payload
+    assert (tmp_data_dir / name / "raw" / "SST-2.zip").read_bytes() == payload
 
 
-def test_sst2_download_with_a_wrong_checksum_keeps_nothing(cache, server, monkeypatch):
-    root, base = server
+def test_sst2_download_with_a_wrong_checksum_keeps_nothing(tmp_data_dir, local_http_server, monkeypatch):
+    root, base = local_http_server.root, local_http_server.url().rstrip("/")
     (root / "SST-2.zip").write_bytes(_sst2_zip([("fine", 1)], [("fine", 1)]))
     name = _local_sst2_spec(monkeypatch, f"{base}/SST-2.zip", "0" * 64)
     with pytest.raises(data.ChecksumError, match="expected sha256 0000"):
         data.load(name)
-    assert not list((cache / name / "raw").iterdir())
+    assert not list((tmp_data_dir / name / "raw").iterdir())
 
 
 def test_sst2_parser_rejects_bad_archives(tmp_path):
@@ -145,8 +122,25 @@ def test_order_task_is_invisible_to_a_bag_of_words():
     np.testing.assert_allclose(by_label[0], by_label[1], atol=0.08)
 
 
-def test_order_task_registry_entry_is_deterministic(cache):
+def test_order_task_registry_entry_is_deterministic(tmp_data_dir):
     arrays = data.load("order-task")
     assert arrays["input_ids_train"].shape == (4000, 21) and arrays["input_ids_test"].shape == (1000, 21)
     with pytest.raises(ValueError, match="min_len"):
         text_data.make_order_task(5, min_len=1)
+
+
+def test_text_task_gives_sentiment_or_topic_labels(tmp_data_dir):
+    sentiment = text_data.text_task("reviews", "sentiment")
+    topic = text_data.text_task("reviews", "topic")
+    assert sentiment["label_names"] == ("negative", "positive")
+    assert topic["label_names"] == ("film", "hotel", "product", "restaurant")
+    assert topic["train"][0] == sentiment["train"][0] and len(topic["test"][0]) == 120
+    assert np.bincount(topic["train"][1]).tolist() == [90, 90, 90, 90]
+    with pytest.raises(ValueError, match="not one of"):
+        text_data.text_task("reviews", "emotion")
+    no_domains = {"text_train": np.array(["a"]), "y_train": np.array([0]),
+                  "text_test": np.array(["b"]), "y_test": np.array([1]),
+                  "label_names": np.array(["negative", "positive"])}
+    with mock.patch.object(text_data, "load", return_value=no_domains), \
+            pytest.raises(ValueError, match="no domains"):
+        text_data.text_task("sst2", "topic")

@@ -235,7 +235,7 @@ def test_preprocess_matches_torchvision_transforms():
 @pytest.mark.parametrize("bad, error, match", [
     (np.zeros((2, 3, 4, 5, 6), np.uint8), ValueError, "Cannot read images"),
     (np.full((8, 8, 3), 2.0, np.float32), ValueError, r"\[0, 1\]"),
-    (np.zeros((8, 8, 2), np.uint8), ValueError, "channels"),
+    (np.zeros((1, 8, 8, 2), np.uint8), ValueError, "channels"),
     (torch.zeros(2, 5, 8, 8), ValueError, "channels"),
     (np.zeros((8, 8), np.int64), TypeError, "uint8"),
     ([], ValueError, "empty"),
