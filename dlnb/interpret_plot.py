@@ -195,7 +195,8 @@ def plot_agreement(table: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure,
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
     ax.set_yticks(range(len(labels)), labels, fontsize=8)
     for (i, j), v in np.ndenumerate(table.to_numpy()):
-        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7)
+        colour = "white" if abs(v) > 0.6 else "black"
+        ax.text(j, i, f"{v:.2f}", ha="center", va="center", fontsize=7, color=colour)
     fig.colorbar(im, ax=ax, fraction=0.046)
     return fig, ax
 

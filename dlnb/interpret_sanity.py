@@ -17,7 +17,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlnb.interpret import Attribution, _device, _logits, _targets, attribute
+from dlnb.interpret import Attribution, attribute, forward_logits, model_device, resolve_targets
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -96,9 +96,9 @@ def sanity_check(
     """
     if mode not in ("full", "cascading"):
         raise ValueError(f"Unknown mode {mode!r}; use 'full' or 'cascading'.")
-    x = x.to(_device(model))
+    x = x.to(model_device(model))
     was_training = model.training
-    targets = _targets(target, _logits(model.eval(), x))
+    targets = resolve_targets(target, forward_logits(model.eval(), x))
     model.train(was_training)
 
     def maps(m: nn.Module) -> np.ndarray:
@@ -122,11 +122,13 @@ def sanity_check(
         if mode == "full"
         else [order[a:b] for a, b in zip(edges[:-1], edges[1:], strict=True)]
     )
-    torch.manual_seed(seed)
     steps, rhos = [], []
-    for group in groups:
-        for _, module in group:
-            _randomise(module)
+    cuda = [x.device.index or 0] if x.is_cuda else []
+    for i, group in enumerate(groups):
+        with torch.random.fork_rng(devices=cuda):  # seeded, and the caller's RNG state is kept
+            torch.manual_seed(seed + i)
+            for _, module in group:
+                _randomise(module)
         current = maps(random_model)
         rhos.append(
             float(np.mean([spearman(a, b) for a, b in zip(reference, current, strict=True)]))

@@ -10,6 +10,7 @@ from collections.abc import Callable
 
 import numpy as np
 import torch
+from sklearn.linear_model import LogisticRegression
 from torch import nn
 
 from dlnb.backbones import (
@@ -142,8 +143,6 @@ def linear_probe(features: torch.Tensor, labels, num_classes: int | None = None,
 
     Returns it as an `nn.Linear` (it can become a TransferNet's head).
     """
-    from sklearn.linear_model import LogisticRegression
-
     f = features.double().numpy()
     y = np.asarray(labels)
     if len(f) != len(y):

@@ -25,6 +25,8 @@ from dlnb.interpret import (
     TokenAttribution,
     attribute,
     attribute_text,
+    forward_logits,
+    model_device,
 )
 from dlnb.interpret_plot import (
     as_image,
@@ -135,9 +137,9 @@ class ImageAttributionExplorer(_Explorer):
             raise ValueError(
                 f"Got {len(self.images)} images for {len(inputs)} inputs; pass one per input."
             )
-        with torch.no_grad():
-            logits = model.eval()(inputs[:1].to(next(model.parameters()).device))
-        k = getattr(logits, "logits", logits).shape[1]
+        was_training = model.training
+        k = forward_logits(model.eval(), inputs[:1].to(model_device(model))).shape[1]
+        model.train(was_training)
         self.class_names = (
             list(class_names) if class_names is not None else [str(i) for i in range(k)]
         )

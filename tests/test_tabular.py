@@ -16,6 +16,15 @@ from dlnb.tabular_data import Table, synthetic_table
 from dlnb.tabular_results import Results, scoreboard
 
 
+@pytest.fixture(autouse=True)
+def _one_cpu_thread():
+    """These models are tiny: one thread is faster, and does not oversubscribe a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 def _frame(n: int = 200, seed: int = 0) -> pd.DataFrame:
     rng = np.random.default_rng(seed)
     df = pd.DataFrame({
@@ -68,10 +77,10 @@ def test_compare_fits_preprocessing_on_the_training_rows_only(monkeypatch):
         return fit_preprocessor(X, *args, **kwargs)
 
     monkeypatch.setattr(tabular_compare, "fit_preprocessor", spy)
-    threads = torch.get_num_threads()
+    torch.set_num_threads(2)
     compare(table, models=("xgboost",), seeds=(0, 1), train_sizes=(200, None),
             budget=Budget(trials=1, max_rounds=20), threads=1, progress=False)
-    assert torch.get_num_threads() == threads  # the cap is lifted afterwards
+    assert torch.get_num_threads() == 2  # the cap is lifted afterwards
     assert len(seen) == 4
     for i, rows in enumerate(seen):
         split = make_split(table, seed=i // 2)
@@ -139,7 +148,7 @@ def test_split_is_disjoint_stratified_and_keeps_an_official_test_split():
 def test_every_model_learns_and_results_report_costs():
     table = synthetic_table(1500, cardinality=10, label_noise=0.0, minority_noise=0.0)
     tiny = Budget(trials=2, max_epochs=15, patience=3, max_rounds=200, early_stopping_rounds=20)
-    results = compare(table, seeds=(0, 1), budget=tiny, progress=False,
+    results = compare(table, seeds=(0, 1), budget=tiny, threads=1, progress=False,
                       overrides={"ft_transformer": {"d_token": 16, "n_blocks": 1}})
     f = results.frame
     assert len(f) == 2 * 5 and set(f["model"]) == {"majority", *tabular_compare.MODELS}
@@ -171,7 +180,7 @@ def test_every_model_learns_and_results_report_costs():
 @pytest.mark.slow
 def test_regression_is_scored_by_rmse_and_beats_the_mean():
     table = synthetic_table(1200, task="regression", cardinality=10)
-    results = compare(table, models=("xgboost", "mlp"), seeds=(0,), progress=False,
+    results = compare(table, models=("xgboost", "mlp"), seeds=(0,), threads=1, progress=False,
                       budget=Budget(trials=1, max_epochs=20, patience=3, max_rounds=200))
     f = results.frame.set_index("model")
     assert results.metric == "rmse" and "accuracy" not in f

@@ -17,6 +17,15 @@ from dlnb.tabular_models import (
 )
 from dlnb.train import EarlyStopping, TrainConfig, evaluate, fit
 
+
+@pytest.fixture(autouse=True)
+def _one_cpu_thread():
+    """These models are tiny: one thread is faster, and does not oversubscribe a shared machine."""
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
 MODELS = [
     lambda n, c, o: TabularMLP(n, c, o, hidden=(32,)),
     lambda n, c, o: TabularMLP(n, c, o, hidden=(32,), embed_dim=4),
