@@ -59,14 +59,32 @@ def benchmark(
     iters: int = 300,
     rounds: int = 5,
     max_seconds: float = 2.0,
+    torch_threads: int | None = None,
 ) -> pd.DataFrame:
     """Latency percentiles and throughput of each runtime at each batch size, in one interleaved run.
 
     `runtimes` maps a name to anything `dlnb.deploy.as_numpy_fn` runs (nn.Module, TorchScript,
     ExportedProgram, ORT session). Warm-up calls are excluded. To share the machine's noise
     fairly, each batch size is timed in `rounds` rounds that visit every runtime in turn.
-    `max_seconds` bounds the time per runtime and batch size. Thread settings go in `df.attrs`.
+    `max_seconds` bounds the time per runtime and batch size. `torch_threads` sets torch's
+    intra-op threads for the run (restored afterwards); give ORT sessions the same count
+    (`ort_session(path, threads=...)`) for a like-for-like comparison. Thread settings go in
+    `df.attrs` and the `threads` column.
     """
+    previous = torch.get_num_threads()
+    if torch_threads is not None:
+        torch.set_num_threads(torch_threads)
+    try:
+        df = _measure(runtimes, sample, batch_sizes, warmup, iters, rounds, max_seconds)
+    finally:
+        torch.set_num_threads(previous)
+    return df
+
+
+def _measure(
+    runtimes: dict, sample, batch_sizes, warmup, iters, rounds, max_seconds
+) -> pd.DataFrame:
+    """The timing loop of `benchmark`."""
     fns = {name: as_numpy_fn(m) for name, m in runtimes.items()}
     rows = []
     for bs in batch_sizes:

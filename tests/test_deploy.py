@@ -148,6 +148,7 @@ def test_int8_quantisation_shrinks_the_model_and_keeps_its_accuracy(digits_mlp, 
 def test_benchmark_compares_runtimes_side_by_side(lenet, lenet_onnx):
     model, x = lenet
     runtimes = {"eager": model, "onnxruntime": deploy.ort_session(lenet_onnx, threads=1)}
+    threads_before = torch.get_num_threads()
     df = bench.benchmark(
         runtimes,
         x.numpy(),
@@ -156,13 +157,14 @@ def test_benchmark_compares_runtimes_side_by_side(lenet, lenet_onnx):
         iters=20,
         rounds=2,
         max_seconds=float("inf"),
+        torch_threads=1,
     )
+    assert torch.get_num_threads() == threads_before  # restored after the run
+    assert df.threads.tolist() == [1, 1, 1, 1] and df.attrs["torch_threads"] == 1
     assert len(df) == 4 and set(df.runtime) == set(runtimes) and set(df.batch_size) == {1, 8}
     assert (df.p50_ms <= df.p95_ms).all() and (df.p95_ms <= df.p99_ms).all()
     assert np.allclose(df.throughput_per_s, df.batch_size / (df.mean_ms / 1e3))
     assert (df.calls == 20).all()
-    assert df.set_index("runtime").threads["onnxruntime"].tolist() == [1, 1]
-    assert df.attrs["torch_threads"] == torch.get_num_threads()
     ratio = bench.speedup(df, "eager", "onnxruntime", 1)
     at1 = df[df.batch_size == 1].set_index("runtime").p50_ms
     assert ratio == pytest.approx(at1["eager"] / at1["onnxruntime"])
