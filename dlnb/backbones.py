@@ -296,6 +296,8 @@ def _lite0(pretrained: bool, weights_path: str | Path | None) -> tuple[TransferN
     repeats = [b.num_repeat for b in net._blocks_args]
     if sum(repeats) != len(net._blocks):
         raise RuntimeError("efficientnet-lite-pytorch built an unexpected number of blocks.")
+    # The stages call the package's blocks directly, so its drop-connect (stochastic depth, which
+    # its own forward passes in) is off; in eval mode the outputs are identical (tested).
     bounds = np.cumsum([0, *repeats])
     stages = [nn.Sequential(net._conv_stem, net._bn0, nn.ReLU6())]
     stages += [nn.Sequential(*net._blocks[a:b]) for a, b in zip(bounds[:-1], bounds[1:], strict=True)]

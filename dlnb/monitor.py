@@ -172,13 +172,18 @@ def plot_drift(
     shift_at: int | None = None,
     ax=None,
 ):
-    """`metric` per feature over windows, with the alert threshold and the known shift; returns (fig, ax)."""
+    """`metric` per feature over windows, with the alert threshold and the known shift; returns (fig, ax).
+
+    Each feature keeps its colour across calls (features without the metric, e.g. KS for a
+    categorical feature, are skipped), so plots of different metrics can be compared.
+    """
     import matplotlib.pyplot as plt
 
     if ax is None:
         _, ax = plt.subplots(figsize=(8, 3.5))
-    for name, g in stream.groupby("feature", sort=False):
-        ax.plot(g.window, g[metric], marker=".", label=name)
+    for i, (name, g) in enumerate(stream.groupby("feature", sort=False)):
+        if g[metric].notna().any():
+            ax.plot(g.window, g[metric], marker=".", color=f"C{i % 10}", label=name)
     if threshold is not None:
         ax.axhline(threshold, color="red", linestyle="--", label=f"threshold {threshold}")
     if shift_at is not None:

@@ -26,7 +26,13 @@ from dlnb.backbones import Preprocess, TransferNet, load_backbone
 from dlnb.data import load, make_loaders
 from dlnb.gpu import Timer, pick_device
 from dlnb.train import History, TrainConfig, evaluate, fit
-from dlnb.vision import GradualUnfreezing, discriminative_lr, extract_features, linear_probe, per_class_subset
+from dlnb.vision import (
+    GradualUnfreezing,
+    discriminative_lr,
+    extract_features,
+    linear_probe,
+    per_class_subset,
+)
 
 METHODS = ("probe", "fine_tune", "scratch")
 

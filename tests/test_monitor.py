@@ -81,6 +81,10 @@ def test_a_shift_part_way_through_a_stream_is_detected_in_its_first_window():
     assert monitor.first_alert(stream.assign(alert=False)) is None
     fig, ax = monitor.plot_drift(stream, shift_at=6)
     assert len(ax.get_lines()) == 2 + 2  # two features, the threshold and the shift marker
+    with_label = stream.assign(ks_statistic=lambda d: d.ks_statistic.where(d.feature == "y"))
+    _, ax = monitor.plot_drift(with_label, "ks_statistic", threshold=None)
+    (line,) = ax.get_lines()  # "x" has no KS values here: skipped, and "y" keeps its colour
+    assert line.get_label() == "y" and line.get_color() == "C1"
 
 
 def test_image_features_locate_the_ink():
