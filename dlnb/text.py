@@ -90,8 +90,9 @@ def load_classifier(checkpoint: str = MINILM, num_labels: int = 2, *, pretrained
         raise ValueError(f"num_labels must be at least 2 for classification, got {num_labels}.")
     source, kwargs = resolve_checkpoint(checkpoint)
     torch.manual_seed(seed)
-    verbosity = hf_logging.get_verbosity()
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
     hf_logging.set_verbosity_error()  # we report the newly initialised head ourselves, once
+    hf_logging.disable_progress_bar()  # a loading bar per model drowns a notebook that loads many
     try:
         if not pretrained:
             config = AutoConfig.from_pretrained(source, num_labels=num_labels, **kwargs)
@@ -102,6 +103,8 @@ def load_classifier(checkpoint: str = MINILM, num_labels: int = 2, *, pretrained
         raise _hub_error(checkpoint, exc) from exc
     finally:
         hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
     new = sorted(info["missing_keys"])
     unexpected_new = [k for k in new if not k.startswith(("classifier.", "score.", "pre_classifier."))]
     if unexpected_new or info["mismatched_keys"]:
@@ -159,13 +162,10 @@ def encode_labels(labels: Sequence, label_names: Sequence[str]) -> np.ndarray:
     return np.asarray(ids, dtype=np.int64)
 
 
-def model_max_length(tokenizer, model=None) -> int:
-    """The longest input the model accepts: its position table, else the tokenizer's limit."""
-    limit = getattr(getattr(model, "config", None), "max_position_embeddings", None)
-    tok_limit = getattr(tokenizer, "model_max_length", None)
-    if tok_limit and tok_limit < 1_000_000:  # transformers uses a huge number for "unknown"
-        limit = min(limit, tok_limit) if limit else tok_limit
-    return int(limit or 512)
+def model_max_length(tokenizer) -> int:
+    """The longest input (in tokens) the tokenizer's model accepts; 512 when it does not say."""
+    limit = getattr(tokenizer, "model_max_length", None)
+    return int(limit) if limit and limit < 1_000_000 else 512  # transformers: huge = unknown
 
 
 def tokenize(tokenizer, texts: Sequence[str], max_length: int | None = None) -> list[list[int]]:
@@ -174,7 +174,14 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int | None = None) -> 
     limit = model_max_length(tokenizer)
     if max_length is None or max_length > limit:
         max_length = limit
-    full = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+    from transformers.utils import logging as hf_logging
+
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # we say it once below, with the fix, instead of transformers
+    try:
+        full = tokenizer(texts, add_special_tokens=True, truncation=False)["input_ids"]
+    finally:
+        hf_logging.set_verbosity(verbosity)
     long = [len(ids) for ids in full if len(ids) > max_length]
     if not long:
         return [list(ids) for ids in full]
@@ -351,6 +358,8 @@ def plot_data_efficiency(frame, ax=None, chance: float | None = None, title: str
     if chance is not None:
         ax.axhline(chance, color="grey", linestyle=":", label="chance")
     ax.set_xscale("log", base=2)
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
     ax.set_xlabel("training examples (all classes)")
     ax.set_ylabel("test accuracy")
     ax.legend()

@@ -169,6 +169,8 @@ def per_class_subset(labels, per_class: int | None, seed: int = 0) -> np.ndarray
 
     For one seed the subsets are nested: the 5-per-class subset is inside the 20-per-class one.
     """
+    if per_class is not None and (not isinstance(per_class, (int, np.integer)) or per_class < 1):
+        raise ValueError(f"per_class must be a positive integer or None (all), got {per_class!r}.")
     labels = np.asarray(labels)
     order = np.random.default_rng(seed).permutation(len(labels))
     if per_class is None:

@@ -97,7 +97,9 @@ class Recipe:
     """Settings of the three methods; `epochs` and `batch_size` are shared by fine-tuning and scratch.
 
     An epoch shows at least `min_epoch_samples` images: tiny training sets are repeated, so a run
-    on 50 images still takes enough optimizer steps to learn.
+    on 50 images still takes enough optimizer steps to learn. With `augment`, the networks see
+    a fresh random transformation of each image every time, and the probe is fitted on the
+    features of the images plus `probe_augment_copies` augmented copies of each.
     """
 
     backbone: str = "efficientnet_lite0"
@@ -111,14 +113,17 @@ class Recipe:
     weight_decay: float = 0.01
     probe_c: float = 1.0
     augment: bool = False
+    probe_augment_copies: int = 4
     device: str = "auto"
 
 
 def _train_loaders(x: torch.Tensor, y: torch.Tensor, task: Task, recipe: Recipe, seed: int):
     repeats = math.ceil(recipe.min_epoch_samples / len(x))
+    if repeats > 1:
+        x, y = x.repeat(repeats, 1, 1, 1), y.repeat(repeats)
     transform = digit_augment(task.preprocess) if recipe.augment else None
-    return make_loaders(x.repeat(repeats, 1, 1, 1), y.repeat(repeats), batch_size=recipe.batch_size,
-                        valid_fraction=0.0, seed=seed, train_transform=transform)
+    return make_loaders(x, y, batch_size=recipe.batch_size, valid_fraction=0.0, seed=seed,
+                        train_transform=transform)
 
 
 def _config(recipe: Recipe, seed: int, **kwargs) -> TrainConfig:
@@ -140,6 +145,12 @@ def probe(task: Task, indices: np.ndarray, recipe: Recipe, seed: int = 0,
     model, _ = load_backbone(recipe.backbone, num_classes=task.num_classes)
     x, y = task.train_set(indices)
     with Timer(device) as t:
+        if recipe.augment and recipe.probe_augment_copies:
+            torch.manual_seed(seed)
+            augment = digit_augment(task.preprocess)
+            copies = x.repeat(recipe.probe_augment_copies, 1, 1, 1)
+            x = torch.cat([x, torch.stack([augment(image) for image in copies])])
+            y = y.repeat(recipe.probe_augment_copies + 1)
         model.head = linear_probe(extract_features(model, x, device=device), y, task.num_classes,
                                   C=recipe.probe_c)
     if test_features is None:

@@ -37,7 +37,9 @@ CHROMIUM_ARGS = [
 ]
 
 
-def _chromium() -> str:
+@pytest.fixture
+def chromium() -> str:
+    """Path of Debian's chromium; skips the test (saying how to enable it) when it is missing."""
     path = shutil.which("chromium") or shutil.which("chromium-browser")
     if path is None:
         pytest.skip(
@@ -55,7 +57,7 @@ def _free_port() -> int:
 
 
 @pytest.fixture
-def jupyter_lab(tmp_path):
+def jupyter_lab(chromium, tmp_path):
     """A JupyterLab server on 127.0.0.1 serving a copy of the explorer notebook: (base URL, token)."""
     work = tmp_path / "lab"
     work.mkdir()
@@ -139,13 +141,12 @@ def _choose(page, label: str, option: str, old_src: str) -> str:
     return page.locator(".jp-OutputArea-output .widget-image").first.get_attribute("src")
 
 
-def test_explorer_renders_and_updates_in_jupyterlab(jupyter_lab):
+def test_explorer_renders_and_updates_in_jupyterlab(chromium, jupyter_lab):
     from playwright.sync_api import sync_playwright
 
-    executable = _chromium()
     ARTIFACTS.mkdir(exist_ok=True)
     with sync_playwright() as p:
-        browser = p.chromium.launch(executable_path=executable, args=CHROMIUM_ARGS)
+        browser = p.chromium.launch(executable_path=chromium, args=CHROMIUM_ARGS)
         page = browser.new_page(viewport={"width": 1400, "height": 1000})
         try:
             base, token = jupyter_lab

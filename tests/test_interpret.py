@@ -247,6 +247,9 @@ def test_plots_draw_on_the_given_axes(patch_model, patch_data):
     results = {m: attribute(patch_model, x[:2], 1, m) for m in ("integrated_gradients", "gradcam")}
     image = iplot.as_image(x[0])
     assert image.shape == (16, 16) and 0 <= image.min() and image.max() <= 1
+    rgb = np.random.default_rng(0).random((3, 4, 5), dtype=np.float32)
+    restored = iplot.as_image((torch.from_numpy(rgb) - 0.5) / 0.25, (0.5,) * 3, (0.25,) * 3)
+    np.testing.assert_allclose(restored, rgb.transpose(1, 2, 0), atol=1e-6)  # undoes normalise
     fig, ax = plt.subplots()
     assert iplot.plot_overlay(image, results["gradcam"].heatmaps()[0], ax) == (fig, ax)
     assert len(ax.images) == 2  # the picture and the heatmap on top
@@ -262,6 +265,14 @@ def test_plots_draw_on_the_given_axes(patch_model, patch_data):
     assert len(ax.lines[0].get_xdata()) == 3  # trained + two cascade steps
     fig, ax = iplot.plot_agreement(compare_methods(results))
     assert len(ax.texts) == 4
+    import pandas as pd
+
+    table = pd.DataFrame({"a": [0.6, 0.4], "b": [0.5, 0.5]}, index=["f1", "f2"])
+    fig, ax = iplot.plot_importance(table)
+    assert len(ax.patches) == 4 and [t.get_text() for t in ax.get_legend().get_texts()] == [
+        "a",
+        "b",
+    ]
     assert iplot.figure_png(fig).startswith(b"\x89PNG")
     plt.close("all")
 

@@ -16,6 +16,15 @@ from dlnb.train import Callback, TrainConfig, fit
 pytestmark = pytest.mark.usefixtures("single_thread")
 
 
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """scikit-learn's BLAS on one thread too: a thread pool fighting over a shared CPU is slow."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
+
 @pytest.fixture(scope="module")
 def lite0():
     """The pretrained EfficientNet-Lite0 (loaded once for the module; tests must not modify it)."""
@@ -393,6 +402,8 @@ def test_per_class_subset_is_balanced_seeded_and_nested():
     assert len(vision.per_class_subset(labels, None)) == 100
     with pytest.raises(ValueError, match="fewer than 30"):
         vision.per_class_subset(labels, 30)
+    with pytest.raises(ValueError, match="positive integer"):
+        vision.per_class_subset(labels, "5")
 
 
 # --- GPU -----------------------------------------------------------------------------------------

@@ -12,6 +12,15 @@ from dlnb import vision_transfer as vt
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
+
+@pytest.fixture(autouse=True)
+def one_blas_thread():
+    """scikit-learn's BLAS on one thread too: a thread pool fighting over a shared CPU is slow."""
+    from threadpoolctl import threadpool_limits
+
+    with threadpool_limits(1):
+        yield
+
 TINY = vt.Recipe(epochs=2, batch_size=8, min_epoch_samples=16, unfreeze_per_epoch=3, device="cpu")
 
 
@@ -31,6 +40,7 @@ def test_mnist_task_is_preprocessed_for_the_backbone(task):
     assert abs(float(x.min()) - black) < 1e-5  # MNIST's black background, in the backbone's scale
 
 
+@pytest.mark.slow
 def test_digit_augment_moves_pixels_and_fills_with_black(task):
     torch.manual_seed(0)
     augment = vt.digit_augment(task.preprocess)
