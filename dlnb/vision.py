@@ -27,7 +27,8 @@ from dlnb.gpu import pick_device
 __all__ = [
     "BACKBONES", "GradualUnfreezing", "Preprocess", "TransferNet", "discriminative_lr",
     "extract_features", "freeze", "imagenet_categories", "linear_probe", "load_backbone",
-    "load_weights", "per_class_subset", "stage_param_groups", "top_k", "trainable_stages", "unfreeze",
+    "load_weights", "per_class_subset", "plot_top_k", "stage_param_groups", "top_k",
+    "trainable_stages", "unfreeze",
 ]
 
 
@@ -201,3 +202,23 @@ def top_k(model: TransferNet, preprocess: Preprocess, images, k: int = 5,
     top = probs.topk(k, dim=1)
     return [[(names[i], float(p)) for p, i in zip(ps, ix, strict=True)]
             for ps, ix in zip(top.values, top.indices, strict=True)]
+
+
+def plot_top_k(images: dict, predictions: list[list[tuple[str, float]]]):
+    """Each image (a dict title -> image) above a bar chart of its top-k classes; (fig, axes)."""
+    import matplotlib.pyplot as plt
+
+    fig, axes = plt.subplots(2, len(images), figsize=(3.2 * len(images), 5.5), squeeze=False,
+                             gridspec_kw={"height_ratios": [3, 2]})
+    for col, ((title, image), top) in enumerate(zip(images.items(), predictions, strict=True)):
+        axes[0, col].imshow(image)
+        axes[0, col].set_title(title)
+        axes[0, col].axis("off")
+        names, probs = zip(*top, strict=True)
+        rows = range(len(top))[::-1]
+        axes[1, col].barh(rows, probs)
+        axes[1, col].set_yticks(rows, [n[:18] for n in names], fontsize=8)
+        axes[1, col].set_xlim(0, 1)
+        axes[1, col].set_xlabel("probability")
+    fig.tight_layout()
+    return fig, axes

@@ -16,13 +16,8 @@ from dlnb.tabular_data import Table, synthetic_table
 from dlnb.tabular_results import Results, scoreboard
 
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """These models are tiny: one thread is faster, and does not oversubscribe a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: one thread is faster and does not oversubscribe a shared machine.
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 
 def _frame(n: int = 200, seed: int = 0) -> pd.DataFrame:

@@ -18,13 +18,8 @@ from dlnb.tabular_models import (
 from dlnb.train import EarlyStopping, TrainConfig, evaluate, fit
 
 
-@pytest.fixture(autouse=True)
-def _one_cpu_thread():
-    """These models are tiny: one thread is faster, and does not oversubscribe a shared machine."""
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(before)
+# Tiny models: one thread is faster and does not oversubscribe a shared machine.
+pytestmark = pytest.mark.usefixtures("single_thread")
 
 MODELS = [
     lambda n, c, o: TabularMLP(n, c, o, hidden=(32,)),

@@ -416,3 +416,13 @@ def test_features_on_cuda_match_the_cpu(lite0):
     cuda = vision.extract_features(model, x, device="cuda")
     model.cpu()
     torch.testing.assert_close(cuda, cpu, rtol=1e-3, atol=1e-3)
+
+
+def test_plot_top_k_draws_each_image_and_its_bars():
+    images = {"a": np.zeros((8, 8, 3), np.uint8), "b": np.ones((8, 8, 3), np.uint8)}
+    predictions = [[("x", 0.6), ("y", 0.3)], [("z", 0.9), ("w", 0.1)]]
+    fig, axes = vision.plot_top_k(images, predictions)
+    assert axes.shape == (2, 2) and axes[0, 1].get_title() == "b"
+    labels = {t.get_position()[1]: t.get_text() for t in axes[1, 0].get_yticklabels()}
+    assert labels == {1: "x", 0: "y"}  # the most probable class on top
+    assert [p.get_width() for p in axes[1, 1].patches] == [0.9, 0.1]
