@@ -15,7 +15,6 @@ from dlnb.tabular_compare import Budget, compare
 from dlnb.tabular_data import Table, synthetic_table
 from dlnb.tabular_results import Results, scoreboard
 
-
 # Tiny models: one thread is faster and does not oversubscribe a shared machine.
 pytestmark = pytest.mark.usefixtures("single_thread")
 

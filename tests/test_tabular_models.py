@@ -17,7 +17,6 @@ from dlnb.tabular_models import (
 )
 from dlnb.train import EarlyStopping, TrainConfig, evaluate, fit
 
-
 # Tiny models: one thread is faster and does not oversubscribe a shared machine.
 pytestmark = pytest.mark.usefixtures("single_thread")
 
