@@ -23,7 +23,9 @@ import numpy as np
 Arrays = dict[str, np.ndarray]
 
 #: Modules that register datasets when imported (imported lazily by `names()` / `get_spec()`).
-CATALOGS: tuple[str, ...] = ("dlnb.datasets", "dlnb.tabular_catalog", "dlnb.text_data")
+CATALOGS: tuple[str, ...] = (
+    "dlnb.datasets", "dlnb.tabular_catalog", "dlnb.text_data", "dlnb.vision_catalog",
+)
 
 _REGISTRY: dict[str, DatasetSpec] = {}
 

@@ -64,21 +64,29 @@ class Task:
         return DataLoader(TensorDataset(self.x_test, self.y_test), batch_size=batch_size)
 
 
-def mnist_task(preprocess: Preprocess, image_size: int, test_size: int | None = None,
+def image_task(dataset: str, preprocess: Preprocess, image_size: int, test_size: int | None = None,
                seed: int = 0) -> Task:
-    """MNIST digits as RGB images of `image_size` pixels, normalised like the backbone's inputs.
+    """A registry image dataset (`mnist` offline, `cifar10` online) resized and normalised for the backbone.
 
     The normalisation is the backbone's own (fixed by its pretraining), so no statistic is fitted
-    on any split here. `test_size` draws a seeded subset of the 10,000 test digits.
+    on any split here. `test_size` draws a seeded subset of the test images.
     """
-    arrays = load("mnist")
+    if dataset not in ("mnist", "cifar10"):
+        raise ValueError(f"Unknown target dataset {dataset!r}: use 'mnist' (offline) or 'cifar10' (online).")
+    arrays = load(dataset)
     pre = preprocess.at(image_size, crop=False)
     x_test, y_test = arrays["x_test"], arrays["y_test"]
     if test_size is not None and test_size < len(x_test):
         keep = np.sort(np.random.default_rng(seed).choice(len(x_test), test_size, replace=False))
         x_test, y_test = x_test[keep], y_test[keep]
-    return Task("mnist", arrays["x_train"], arrays["y_train"], pre(x_test),
+    return Task(dataset, arrays["x_train"], arrays["y_train"], pre(x_test),
                 torch.from_numpy(y_test.astype(np.int64)), pre)
+
+
+def mnist_task(preprocess: Preprocess, image_size: int, test_size: int | None = None,
+               seed: int = 0) -> Task:
+    """MNIST digits as RGB images of `image_size` pixels (see `image_task`)."""
+    return image_task("mnist", preprocess, image_size, test_size, seed)
 
 
 def digit_augment(preprocess: Preprocess) -> Callable[[torch.Tensor], torch.Tensor]:
