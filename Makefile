@@ -19,6 +19,9 @@ endif
 # Offline by default: hub calls fail fast instead of hanging. `make run HF_HUB_OFFLINE=0` to go online.
 HF_HUB_OFFLINE ?= 1
 export HF_HUB_OFFLINE
+# Datasets and weights are cached in the checkout (git-ignored) unless DLNB_DATA says otherwise.
+DLNB_DATA ?= $(CURDIR)/data/cache
+export DLNB_DATA
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
 .PHONY: help setup run nightly test lab lint data doctor clean

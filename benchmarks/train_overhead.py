@@ -21,11 +21,12 @@ import torch.nn.functional as F
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
-from dlnb.data import make_loaders, mnist_tensors  # noqa: E402
-from dlnb.gpu import Timer, pick_device  # noqa: E402
-from dlnb.gpu_loader import gpu_loaders  # noqa: E402
+from dlnb.data.loaders import make_loaders
+from dlnb.data.resident import gpu_loaders  # noqa: E402
 from dlnb.models import LeNet5  # noqa: E402
-from dlnb.train import TrainConfig, fit  # noqa: E402
+from dlnb.runtime import Timer, pick_device  # noqa: E402
+from dlnb.train.loop import TrainConfig, fit  # noqa: E402
+from dlnb.vision.datasets import mnist_tensors  # noqa: E402
 
 
 def hand_loop(model, loaders, epochs: int, lr: float, seed: int, device: torch.device) -> dict:
@@ -58,8 +59,9 @@ def hand_loop(model, loaders, epochs: int, lr: float, seed: int, device: torch.d
 
 def dlnb_loop(model, loaders, epochs: int, lr: float, seed: int, device: torch.device) -> dict:
     """The same training with `dlnb.fit`."""
-    config = TrainConfig(epochs=epochs, lr=lr, seed=seed, device=str(device), amp="off",
-                         progress=False)
+    config = TrainConfig(
+        epochs=epochs, lr=lr, seed=seed, device=str(device), amp="off", progress=False
+    )
     return fit(model, loaders, config).records[-1]
 
 
@@ -92,16 +94,27 @@ def overhead(args, device: torch.device) -> float:
     pair_ratios = [f / h for f, h in zip(wall["dlnb.fit"], wall["hand loop"], strict=True)]
     ratio = statistics.median(pair_ratios)
     cpu_ratio = statistics.median(cpu["dlnb.fit"]) / statistics.median(cpu["hand loop"])
-    diff = max((a - b).abs().max().item() for a, b in zip(
-        models["dlnb.fit"].state_dict().values(), models["hand loop"].state_dict().values(),
-        strict=True))
-    print(f"device {device}, torch threads {torch.get_num_threads()}, {len(loaders.train.dataset)} "
-          f"training images, batch {args.batch_size}, {args.epochs} epoch(s), {args.repeats} repeats")
+    diff = max(
+        (a - b).abs().max().item()
+        for a, b in zip(
+            models["dlnb.fit"].state_dict().values(),
+            models["hand loop"].state_dict().values(),
+            strict=True,
+        )
+    )
+    print(
+        f"device {device}, torch threads {torch.get_num_threads()}, {len(loaders.train.dataset)} "
+        f"training images, batch {args.batch_size}, {args.epochs} epoch(s), {args.repeats} repeats"
+    )
     for name in loops:
-        print(f"  {name:<10} median wall {statistics.median(wall[name]):.3f} s, "
-              f"median CPU {statistics.median(cpu[name]):.3f} s")
-    print(f"  fit / hand loop time ratio: {ratio:.3f} (median of interleaved pairs; "
-          f"CPU-time ratio {cpu_ratio:.3f}; target <= 1.05)")
+        print(
+            f"  {name:<10} median wall {statistics.median(wall[name]):.3f} s, "
+            f"median CPU {statistics.median(cpu[name]):.3f} s"
+        )
+    print(
+        f"  fit / hand loop time ratio: {ratio:.3f} (median of interleaved pairs; "
+        f"CPU-time ratio {cpu_ratio:.3f}; target <= 1.05)"
+    )
     print(f"  final weights agree: max |difference| = {diff:.2e}")
     if diff > 1e-5:
         raise SystemExit("FAIL: dlnb.fit and the hand loop ended with different weights.")
@@ -113,8 +126,9 @@ def gpu_throughput(args, device: torch.device) -> float:
     x, y = mnist_tensors("train", seed=args.seed)
     candidates = {
         "DataLoader": make_loaders(x, y, batch_size=512, seed=args.seed, valid_fraction=0.0),
-        "GpuLoader": gpu_loaders(x, y, batch_size=512, seed=args.seed, valid_fraction=0.0,
-                                 device=device),
+        "GpuLoader": gpu_loaders(
+            x, y, batch_size=512, seed=args.seed, valid_fraction=0.0, device=device
+        ),
     }
     config = TrainConfig(epochs=1, lr=2e-3, seed=args.seed, device=str(device), progress=False)
     rates = {name: [] for name in candidates}

@@ -1,3 +1,84 @@
-"""dlnb: a Jupyter-first deep-learning toolkit for the notebook curriculum."""
+"""dlnb: a Jupyter-first deep-learning toolkit for the notebook curriculum.
+
+The top level holds the names every notebook uses; each curriculum area is a subpackage
+(`from dlnb import vision`). Everything is imported lazily (PEP 562), so `import dlnb` stays fast
+and pulls in neither torch's heavy extras nor transformers, captum, xgboost or onnxruntime.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
 
 __version__ = "0.1.0"
+
+#: Public name -> the module that defines it.
+_API = {
+    "fit": "dlnb.train.loop",
+    "evaluate": "dlnb.train.loop",
+    "predict": "dlnb.train.loop",
+    "TrainConfig": "dlnb.train.loop",
+    "Callback": "dlnb.train.callbacks",
+    "EarlyStopping": "dlnb.train.callbacks",
+    "load": "dlnb.data.registry",
+    "make_loaders": "dlnb.data.loaders",
+    "Loaders": "dlnb.data.loaders",
+    "pick_device": "dlnb.runtime",
+    "seed_everything": "dlnb.runtime",
+    "doctor": "dlnb.runtime",
+    "Timer": "dlnb.runtime",
+    "record": "dlnb.recording",
+}
+_AREAS = ("data", "train", "vision", "text", "tabular", "interpret", "deploy", "models", "plots")
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "Loaders",
+    "Timer",
+    "TrainConfig",
+    "__version__",
+    "data",
+    "deploy",
+    "doctor",
+    "evaluate",
+    "fit",
+    "interpret",
+    "load",
+    "make_loaders",
+    "models",
+    "pick_device",
+    "plots",
+    "predict",
+    "record",
+    "seed_everything",
+    "tabular",
+    "text",
+    "train",
+    "vision",
+]
+
+if TYPE_CHECKING:
+    from dlnb import data, deploy, interpret, models, plots, tabular, text, train, vision
+    from dlnb.data.loaders import Loaders, make_loaders
+    from dlnb.data.registry import load
+    from dlnb.recording import record
+    from dlnb.runtime import Timer, doctor, pick_device, seed_everything
+    from dlnb.train.callbacks import Callback, EarlyStopping
+    from dlnb.train.loop import TrainConfig, evaluate, fit, predict
+
+
+def __getattr__(name: str) -> Any:
+    """Import a public name or an area's subpackage on first use."""
+    if name in _API:
+        value = getattr(importlib.import_module(_API[name]), name)
+    elif name in _AREAS:
+        value = importlib.import_module(f"dlnb.{name}")
+    else:
+        raise AttributeError(f"module 'dlnb' has no attribute {name!r}")
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)

@@ -1,4 +1,4 @@
-"""Command line: `python -m dlnb data list|pull|verify|pack` and `python -m dlnb doctor`."""
+"""Command line: `python -m dlnb data list|pull|verify|pack`, `doctor` and `serve --model FILE`."""
 
 from __future__ import annotations
 
@@ -22,27 +22,38 @@ def main(argv: list[str] | None = None) -> int:
     pack = actions.add_parser("pack", help="write cached datasets into one archive")
     pack.add_argument("archive", help="output file, e.g. dlnb-data.tar")
     pack.add_argument("names", nargs="*")
+    sub.add_parser("serve", help="serve an exported ONNX model over HTTP (127.0.0.1); serve -h")
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["serve"]:  # the service's own parser (its imports are heavy: only when asked)
+        from dlnb.deploy import serve
+
+        serve.main(argv[1:])
+        return 0
     args = parser.parse_args(argv)
 
     if args.command == "doctor":
-        from dlnb.gpu import doctor
+        from dlnb.runtime import doctor
 
         doctor()
         return 0
-    from dlnb import data as registry
+    from dlnb.data import registry
 
     try:
         return _data(args)
-    except (registry.ChecksumError, registry.DatasetUnavailable, FileNotFoundError, KeyError,
-            ValueError) as exc:
+    except (
+        registry.ChecksumError,
+        registry.DatasetUnavailable,
+        FileNotFoundError,
+        KeyError,
+        ValueError,
+    ) as exc:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 1
 
 
 def _data(args: argparse.Namespace) -> int:
-    from dlnb import archive
-    from dlnb import data as registry
+    from dlnb.data import archive, registry
 
     if args.action == "list":
         for name in registry.names():

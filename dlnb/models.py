@@ -14,13 +14,21 @@ class LeNet5(nn.Module):
     def __init__(self, num_classes: int = 10, in_channels: int = 1, dropout: float = 0.0):
         super().__init__()
         self.features = nn.Sequential(
-            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2), nn.ReLU(), nn.MaxPool2d(2),
-            nn.Conv2d(6, 16, kernel_size=5), nn.ReLU(), nn.MaxPool2d(2),
+            nn.Conv2d(in_channels, 6, kernel_size=5, padding=2),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
+            nn.Conv2d(6, 16, kernel_size=5),
+            nn.ReLU(),
+            nn.MaxPool2d(2),
         )
         self.classifier = nn.Sequential(
             nn.Flatten(),
-            nn.Linear(16 * 5 * 5, 120), nn.ReLU(), nn.Dropout(dropout),
-            nn.Linear(120, 84), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(16 * 5 * 5, 120),
+            nn.ReLU(),
+            nn.Dropout(dropout),
+            nn.Linear(120, 84),
+            nn.ReLU(),
+            nn.Dropout(dropout),
             nn.Linear(84, num_classes),
         )
         self.in_channels = in_channels
@@ -37,8 +45,13 @@ class LeNet5(nn.Module):
 class MLP(nn.Module):
     """A multi-layer perceptron: Linear-ReLU-Dropout blocks, then a linear output layer."""
 
-    def __init__(self, in_features: int, hidden: Sequence[int] = (256, 128),
-                 out_features: int = 10, dropout: float = 0.0):
+    def __init__(
+        self,
+        in_features: int,
+        hidden: Sequence[int] = (256, 128),
+        out_features: int = 10,
+        dropout: float = 0.0,
+    ):
         super().__init__()
         layers: list[nn.Module] = [nn.Flatten()]
         width = in_features

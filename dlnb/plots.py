@@ -23,7 +23,9 @@ def image_grid(images, titles=None, ncols: int = 8, ax=None, cmap: str = "gray")
     if images.ndim == 4 and images.shape[1] in (1, 3):
         images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
     if images.ndim not in (3, 4):
-        raise ValueError(f"image_grid expects (N, H, W) or (N, C, H, W) images, got shape {images.shape}.")
+        raise ValueError(
+            f"image_grid expects (N, H, W) or (N, C, H, W) images, got shape {images.shape}."
+        )
     n = len(images)
     nrows = int(np.ceil(n / ncols))
     h, w = images.shape[1:3]
@@ -31,14 +33,20 @@ def image_grid(images, titles=None, ncols: int = 8, ax=None, cmap: str = "gray")
     canvas = np.full((nrows * (h + 2), ncols * (w + 2)) + images.shape[3:], np.nan)
     for i, img in enumerate(images):
         r, c = divmod(i, ncols)
-        canvas[r * (h + 2):r * (h + 2) + h, c * (w + 2):c * (w + 2) + w] = img
+        canvas[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = img
     ax.imshow(canvas, cmap=cmap)
     ax.set_axis_off()
     if titles is not None:
         for i, title in enumerate(titles):
             r, c = divmod(i, ncols)
-            ax.text(c * (w + 2) + w / 2, r * (h + 2) - 0.5, str(title), ha="center", va="bottom",
-                    fontsize=8)
+            ax.text(
+                c * (w + 2) + w / 2,
+                r * (h + 2) - 0.5,
+                str(title),
+                ha="center",
+                va="bottom",
+                fontsize=8,
+            )
     return fig, ax
 
 
@@ -46,7 +54,9 @@ def confusion_matrix(y_true, y_pred, num_classes: int | None = None) -> np.ndarr
     """Counts of (true class, predicted class) pairs."""
     y_true, y_pred = np.asarray(y_true, dtype=int), np.asarray(y_pred, dtype=int)
     if y_true.shape != y_pred.shape:
-        raise ValueError(f"y_true {y_true.shape} and y_pred {y_pred.shape} must have the same shape.")
+        raise ValueError(
+            f"y_true {y_true.shape} and y_pred {y_pred.shape} must have the same shape."
+        )
     k = num_classes or int(max(y_true.max(), y_pred.max())) + 1
     matrix = np.zeros((k, k), dtype=int)
     np.add.at(matrix, (y_true, y_pred), 1)
@@ -60,9 +70,16 @@ def plot_confusion(y_true, y_pred, labels=None, normalize: bool = False, ax=None
     matrix = confusion_matrix(y_true, y_pred, len(labels) if labels is not None else None)
     data = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1) if normalize else matrix
     fig, ax = _axes(ax, (6, 5))
-    sns.heatmap(data, annot=True, fmt=".2f" if normalize else "d", cmap="Blues", cbar=False,
-                xticklabels=labels if labels is not None else "auto",
-                yticklabels=labels if labels is not None else "auto", ax=ax)
+    sns.heatmap(
+        data,
+        annot=True,
+        fmt=".2f" if normalize else "d",
+        cmap="Blues",
+        cbar=False,
+        xticklabels=labels if labels is not None else "auto",
+        yticklabels=labels if labels is not None else "auto",
+        ax=ax,
+    )
     ax.set(xlabel="predicted", ylabel="true", title="confusion matrix")
     return fig, ax
 

@@ -14,7 +14,9 @@ def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the command, return the exit status."""
     parser = argparse.ArgumentParser(prog="python -m nbs_ci", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True)
-    p_run = sub.add_parser("run", help="execute notebooks, check gates, write summary.json and report.html")
+    p_run = sub.add_parser(
+        "run", help="execute notebooks, check gates, write summary.json and report.html"
+    )
     p_run.add_argument("--profile", choices=PROFILES, required=True)
     p_run.add_argument("--only", nargs="+", metavar="NAME", help="run only these manifest entries")
     p_run.add_argument("--out", help="output folder (default: runs/<profile>/)")
@@ -31,8 +33,13 @@ def main(argv: list[str] | None = None) -> int:
                 print(problem)
             print(f"{len(problems)} problem(s)" if problems else "notebooks and manifest are clean")
             return 1 if problems else 0
-        summary = run(args.profile, only=args.only, out=args.out, manifest=args.manifest,
-                      notebooks_dir=args.notebooks)
+        summary = run(
+            args.profile,
+            only=args.only,
+            out=args.out,
+            manifest=args.manifest,
+            notebooks_dir=args.notebooks,
+        )
     except (ManifestError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2

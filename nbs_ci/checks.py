@@ -18,17 +18,26 @@ def parameter_problems(source: str) -> list[str]:
         return [f"parameters cell is not valid Python ({e.msg}, line {e.lineno})"]
     problems, names = [], set()
     for stmt in tree.body:
-        targets = (stmt.targets if isinstance(stmt, ast.Assign)
-                   else [stmt.target] if isinstance(stmt, ast.AnnAssign) and stmt.value else None)
+        targets = (
+            stmt.targets
+            if isinstance(stmt, ast.Assign)
+            else [stmt.target]
+            if isinstance(stmt, ast.AnnAssign) and stmt.value
+            else None
+        )
         if targets is None or not all(isinstance(t, ast.Name) for t in targets):
-            problems.append(f"parameters cell line {stmt.lineno}: only `NAME = literal` assignments "
-                            f"are allowed, found `{ast.unparse(stmt)}`")
+            problems.append(
+                f"parameters cell line {stmt.lineno}: only `NAME = literal` assignments "
+                f"are allowed, found `{ast.unparse(stmt)}`"
+            )
             continue
         try:
             ast.literal_eval(stmt.value)
         except ValueError:
-            problems.append(f"parameters cell line {stmt.lineno}: `{ast.unparse(stmt)}` computes a "
-                            "value; assign a literal here and derive values in the next cell")
+            problems.append(
+                f"parameters cell line {stmt.lineno}: `{ast.unparse(stmt)}` computes a "
+                "value; assign a literal here and derive values in the next cell"
+            )
         names.update(t.id for t in targets)
     if "PROFILE" not in names:
         problems.append('parameters cell has no `PROFILE = "smoke"` assignment')
@@ -49,34 +58,46 @@ def notebook_problems(path: Path | str) -> list[str]:
     with_outputs = [i for i, c in code if c.get("outputs")]
     counted = [i for i, c in code if c.get("execution_count") is not None]
     if with_outputs:
-        problems.append(f"{path.name}: cells {with_outputs} have outputs; clear them "
-                        "(jupyter nbconvert --clear-output --inplace) before committing")
+        problems.append(
+            f"{path.name}: cells {with_outputs} have outputs; clear them "
+            "(jupyter nbconvert --clear-output --inplace) before committing"
+        )
     if counted:
-        problems.append(f"{path.name}: cells {counted} have execution counts; clear outputs before committing")
+        problems.append(
+            f"{path.name}: cells {counted} have execution counts; clear outputs before committing"
+        )
     tagged = [(i, c) for i, c in code if "parameters" in c.get("metadata", {}).get("tags", [])]
     if len(tagged) != 1:
-        problems.append(f"{path.name}: needs exactly one code cell tagged `parameters`, "
-                        f"found {len(tagged)} (cells {[i for i, _ in tagged]})")
+        problems.append(
+            f"{path.name}: needs exactly one code cell tagged `parameters`, "
+            f"found {len(tagged)} (cells {[i for i, _ in tagged]})"
+        )
     for _, cell in tagged[:1]:
         problems += [f"{path.name}: {p}" for p in parameter_problems(cell.source)]
     return problems
 
 
-def manifest_sync_problems(manifest: Path | str | None = None,
-                           notebooks_dir: Path | str | None = None) -> list[str]:
+def manifest_sync_problems(
+    manifest: Path | str | None = None, notebooks_dir: Path | str | None = None
+) -> list[str]:
     """Notebooks missing from the manifest and manifest entries without a notebook."""
     manifest, notebooks_dir = Path(manifest or MANIFEST), Path(notebooks_dir or NOTEBOOKS)
     raw = yaml.safe_load(manifest.read_text(encoding="utf-8")) or {}
     listed = {e.get("name") for e in (raw.get("notebooks") or []) if isinstance(e, dict)}
     present = {p.stem for p in notebooks_dir.glob("*.ipynb")}
     folder = notebooks_dir.name
-    return ([f"{folder}/{n}.ipynb is not in {manifest.name}; add an entry for it"
-             for n in sorted(present - listed)]
-            + [f"{manifest.name} lists {n!r} but {folder}/{n}.ipynb does not exist"
-               for n in sorted(str(n) for n in listed - present)])
+    return [
+        f"{folder}/{n}.ipynb is not in {manifest.name}; add an entry for it"
+        for n in sorted(present - listed)
+    ] + [
+        f"{manifest.name} lists {n!r} but {folder}/{n}.ipynb does not exist"
+        for n in sorted(str(n) for n in listed - present)
+    ]
 
 
-def check_repo(manifest: Path | str | None = None, notebooks_dir: Path | str | None = None) -> list[str]:
+def check_repo(
+    manifest: Path | str | None = None, notebooks_dir: Path | str | None = None
+) -> list[str]:
     """Every repository check at once; an empty list means the curriculum is clean."""
     notebooks_dir = Path(notebooks_dir or NOTEBOOKS)
     problems = manifest_sync_problems(manifest, notebooks_dir)

@@ -25,22 +25,41 @@ def execute(job: dict) -> dict:
 
     try:
         papermill.execute_notebook(
-            job["input"], job["output"], parameters=job["parameters"], kernel_name=job["kernel"],
-            cwd=job["cwd"], log_output=False, progress_bar=False, start_timeout=job["start_timeout"],
+            job["input"],
+            job["output"],
+            parameters=job["parameters"],
+            kernel_name=job["kernel"],
+            cwd=job["cwd"],
+            log_output=False,
+            progress_bar=False,
+            start_timeout=job["start_timeout"],
         )
     except papermill.PapermillExecutionError as e:
-        return {"ok": False, "error": {
-            "kind": "cell", "cell_index": e.cell_index, "execution_count": e.exec_count,
-            "ename": e.ename, "evalue": e.evalue, "source": e.source,
-            "traceback": strip_ansi("\n".join(e.traceback)),
-        }}
+        return {
+            "ok": False,
+            "error": {
+                "kind": "cell",
+                "cell_index": e.cell_index,
+                "execution_count": e.exec_count,
+                "ename": e.ename,
+                "evalue": e.evalue,
+                "source": e.source,
+                "traceback": strip_ansi("\n".join(e.traceback)),
+            },
+        }
     except Exception as e:  # kernel died, failed to start, unreadable notebook...
         import traceback
 
-        return {"ok": False, "error": {
-            "kind": "runner", "ename": type(e).__name__, "evalue": str(e), "source": "",
-            "traceback": strip_ansi(traceback.format_exc()),
-        }}
+        return {
+            "ok": False,
+            "error": {
+                "kind": "runner",
+                "ename": type(e).__name__,
+                "evalue": str(e),
+                "source": "",
+                "traceback": strip_ansi(traceback.format_exc()),
+            },
+        }
     return {"ok": True, "error": None}
 
 

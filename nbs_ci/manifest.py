@@ -48,13 +48,20 @@ class Gate:
         """Compare the recorded metrics with this gate; returns a JSON-able result."""
         result = {"metric": self.metric, "op": self.op, "threshold": self.value}
         if self.metric not in metrics:
-            return {**result, "actual": None, "passed": False,
-                    "reason": f"missing: the notebook did not record {self.metric!r}"}
+            return {
+                **result,
+                "actual": None,
+                "passed": False,
+                "reason": f"missing: the notebook did not record {self.metric!r}",
+            }
         actual = metrics[self.metric]
         result["actual"] = actual
         if self.op != "==" and not _is_number(actual):
-            return {**result, "passed": False,
-                    "reason": f"recorded {actual!r}, which is not a number"}
+            return {
+                **result,
+                "passed": False,
+                "reason": f"recorded {actual!r}, which is not a number",
+            }
         passed = bool(OPS[self.op](actual, self.value))
         reason = "" if passed else f"{actual!r} {self.op} {self.value!r} is false"
         return {**result, "passed": passed, "reason": reason}
@@ -120,7 +127,9 @@ def _check_profiles(where: str, key: str, value, problems: list[str]) -> dict:
         return {}
     for profile in value:
         if profile not in PROFILES:
-            problems.append(f"{where}: {key} names unknown profile {profile!r}; profiles: {list(PROFILES)}")
+            problems.append(
+                f"{where}: {key} names unknown profile {profile!r}; profiles: {list(PROFILES)}"
+            )
     return {p: v for p, v in value.items() if p in PROFILES}
 
 
@@ -144,12 +153,17 @@ def _parse_gate(where: str, raw, problems: list[str]) -> Gate | None:
         if op in OPS and op != "==" and not _is_number(value):
             problems.append(f"{where}: gate {metric} {op} needs a finite number, got {value!r}")
         elif not isinstance(value, (int, float, str, bool)) or (
-            isinstance(value, float) and not math.isfinite(value)):
-            problems.append(f"{where}: gate value must be a finite number, string or bool, got {value!r}")
+            isinstance(value, float) and not math.isfinite(value)
+        ):
+            problems.append(
+                f"{where}: gate value must be a finite number, string or bool, got {value!r}"
+            )
     return Gate(metric, op, value) if len(problems) == bad else None
 
 
-def _parse_entry(where: str, raw, problems: list[str], notebooks_dir: Path, line: int) -> Entry | None:
+def _parse_entry(
+    where: str, raw, problems: list[str], notebooks_dir: Path, line: int
+) -> Entry | None:
     if not isinstance(raw, dict):
         problems.append(f"{where}: an entry must be a mapping, got {raw!r}")
         return None
@@ -163,31 +177,43 @@ def _parse_entry(where: str, raw, problems: list[str], notebooks_dir: Path, line
     name = raw.get("name")
     if "name" in raw:
         if not (isinstance(name, str) and NAME.match(name)):
-            problems.append(f"{where}: name must be a file stem like 01_cnn_fundamentals, got {name!r}")
+            problems.append(
+                f"{where}: name must be a file stem like 01_cnn_fundamentals, got {name!r}"
+            )
         elif not (Path(notebooks_dir) / f"{name}.ipynb").is_file():
-            problems.append(f"{where}: notebook {Path(notebooks_dir) / (name + '.ipynb')} does not exist")
+            problems.append(
+                f"{where}: notebook {Path(notebooks_dir) / (name + '.ipynb')} does not exist"
+            )
     accelerator = raw.get("accelerator", "cpu")
     if accelerator not in ACCELERATORS:
-        problems.append(f"{where}: accelerator must be one of {list(ACCELERATORS)}, got {accelerator!r}")
+        problems.append(
+            f"{where}: accelerator must be one of {list(ACCELERATORS)}, got {accelerator!r}"
+        )
 
     budgets = _check_profiles(where, "budget_s", raw.get("budget_s", {}), problems)
     if "budget_s" in raw:
         for profile in PROFILES:
             b = budgets.get(profile)
             if not (_is_number(b) and b > 0):
-                problems.append(f"{where}: budget_s.{profile} must be a positive number of seconds, got {b!r}")
+                problems.append(
+                    f"{where}: budget_s.{profile} must be a positive number of seconds, got {b!r}"
+                )
 
     parameters = _check_profiles(where, "parameters", raw.get("parameters") or {}, problems)
     for profile, params in parameters.items():
         if not isinstance(params, dict) or not all(isinstance(k, str) for k in params):
-            problems.append(f"{where}: parameters.{profile} must be a mapping NAME: value, got {params!r}")
+            problems.append(
+                f"{where}: parameters.{profile} must be a mapping NAME: value, got {params!r}"
+            )
 
     gates = {}
     for profile, items in _check_profiles(where, "gates", raw.get("gates") or {}, problems).items():
         if not isinstance(items, list):
             problems.append(f"{where}: gates.{profile} must be a list of gates, got {items!r}")
             continue
-        parsed = [_parse_gate(f"{where} gates.{profile}[{i}]", g, problems) for i, g in enumerate(items)]
+        parsed = [
+            _parse_gate(f"{where} gates.{profile}[{i}]", g, problems) for i, g in enumerate(items)
+        ]
         gates[profile] = tuple(g for g in parsed if g is not None)
 
     reference = raw.get("reference", "")
@@ -195,12 +221,20 @@ def _parse_entry(where: str, raw, problems: list[str], notebooks_dir: Path, line
         problems.append(f"{where}: reference must be text, got {reference!r}")
     if len(problems) > bad:
         return None
-    return Entry(name=name, budget_s={p: float(budgets[p]) for p in PROFILES}, accelerator=accelerator,
-                 parameters={p: dict(v) for p, v in parameters.items()}, gates=gates,
-                 reference=reference, line=line)
+    return Entry(
+        name=name,
+        budget_s={p: float(budgets[p]) for p in PROFILES},
+        accelerator=accelerator,
+        parameters={p: dict(v) for p, v in parameters.items()},
+        gates=gates,
+        reference=reference,
+        line=line,
+    )
 
 
-def load_manifest(path: Path | str | None = None, notebooks_dir: Path | str | None = None) -> Manifest:
+def load_manifest(
+    path: Path | str | None = None, notebooks_dir: Path | str | None = None
+) -> Manifest:
     """Read and validate the manifest; raises ManifestError listing every problem found."""
     path = Path(path or MANIFEST)
     notebooks_dir = Path(notebooks_dir or NOTEBOOKS)
@@ -212,7 +246,9 @@ def load_manifest(path: Path | str | None = None, notebooks_dir: Path | str | No
         raise ManifestError(path, [f"not valid YAML: {e}"]) from e
     if not isinstance(raw, dict) or "notebooks" not in raw:
         raise ManifestError(path, ["the top level must be a mapping with a `notebooks:` list"])
-    problems = [f"unknown top-level key {k!r}; only `notebooks` is allowed" for k in raw if k != "notebooks"]
+    problems = [
+        f"unknown top-level key {k!r}; only `notebooks` is allowed" for k in raw if k != "notebooks"
+    ]
     items = raw["notebooks"] or []
     if not isinstance(items, list):
         raise ManifestError(path, [f"`notebooks:` must be a list of entries, got {items!r}"])
@@ -223,7 +259,9 @@ def load_manifest(path: Path | str | None = None, notebooks_dir: Path | str | No
         label = item.get("name") if isinstance(item, dict) else None
         where = f"line {line} (entry {i + 1}" + (f", {label!r})" if label else ")")
         if isinstance(label, str) and label in first_line:
-            problems.append(f"{where}: duplicate name {label!r}, first used on line {first_line[label]}")
+            problems.append(
+                f"{where}: duplicate name {label!r}, first used on line {first_line[label]}"
+            )
         elif isinstance(label, str):
             first_line[label] = line
         entry = _parse_entry(where, item, problems, notebooks_dir, line)

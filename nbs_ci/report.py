@@ -7,8 +7,13 @@ import io
 from html import escape
 from pathlib import Path
 
-COLOURS = {"passed": "#2e7d32", "failed": "#c62828", "timed_out": "#c62828",
-           "missed_gate": "#ef6c00", "skipped": "#757575"}
+COLOURS = {
+    "passed": "#2e7d32",
+    "failed": "#c62828",
+    "timed_out": "#c62828",
+    "missed_gate": "#ef6c00",
+    "skipped": "#757575",
+}
 CSS = """
 body{font-family:system-ui,sans-serif;margin:2rem;max-width:1200px;color:#222}
 table{border-collapse:collapse;margin:.5rem 0 1.5rem}
@@ -38,10 +43,14 @@ def changes(summary: dict, previous: dict | None) -> dict[str, dict]:
             continue
         old_metrics = old.get("metrics", {})
         found[nb["name"]] = {
-            "status": old.get("status"), "duration_s": old.get("duration_s"),
+            "status": old.get("status"),
+            "duration_s": old.get("duration_s"),
             "duration_delta": _delta(nb.get("duration_s"), old.get("duration_s")),
-            "metrics": {m: {"previous": old_metrics[m], "delta": _delta(v, old_metrics[m])}
-                        for m, v in nb.get("metrics", {}).items() if m in old_metrics},
+            "metrics": {
+                m: {"previous": old_metrics[m], "delta": _delta(v, old_metrics[m])}
+                for m, v in nb.get("metrics", {}).items()
+                if m in old_metrics
+            },
         }
     return found
 
@@ -49,7 +58,9 @@ def changes(summary: dict, previous: dict | None) -> dict[str, dict]:
 def _png(fig) -> str:
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    return f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    return (
+        f'<img alt="plot" src="data:image/png;base64,{base64.b64encode(buf.getvalue()).decode()}">'
+    )
 
 
 def _duration_plot(summary: dict, diff: dict) -> str:
@@ -63,11 +74,20 @@ def _duration_plot(summary: dict, diff: dict) -> str:
     y = range(len(nbs))
     ax.barh(y, [nb["duration_s"] for nb in nbs], color=[COLOURS[nb["status"]] for nb in nbs])
     ax.scatter([nb["budget_s"] for nb in nbs], y, marker="|", s=300, color="k", label="budget")
-    prev = [(i, diff[nb["name"]]["duration_s"]) for i, nb in enumerate(nbs)
-            if _is_number(diff.get(nb["name"], {}).get("duration_s"))]
+    prev = [
+        (i, diff[nb["name"]]["duration_s"])
+        for i, nb in enumerate(nbs)
+        if _is_number(diff.get(nb["name"], {}).get("duration_s"))
+    ]
     if prev:
-        ax.scatter([p for _, p in prev], [i for i, _ in prev], marker="o", color="#1565c0",
-                   label="previous run", zorder=3)
+        ax.scatter(
+            [p for _, p in prev],
+            [i for i, _ in prev],
+            marker="o",
+            color="#1565c0",
+            label="previous run",
+            zorder=3,
+        )
     ax.set_yticks(list(y), [nb["name"] for nb in nbs])
     ax.invert_yaxis()
     ax.set_xlabel("wall-clock seconds")
@@ -87,7 +107,9 @@ def _memory_plot(summary: dict) -> str:
     ax.barh(y, [nb["peak_rss_mb"] for nb in nbs], height=0.4, label="peak RSS (kernel)")
     gpu = [(i, nb["gpu_peak_mb"]) for i, nb in enumerate(nbs) if nb["gpu_peak_mb"] is not None]
     if gpu:
-        ax.barh([i + 0.4 for i, _ in gpu], [g for _, g in gpu], height=0.4, label="GPU peak allocated")
+        ax.barh(
+            [i + 0.4 for i, _ in gpu], [g for _, g in gpu], height=0.4, label="GPU peak allocated"
+        )
     ax.set_yticks(list(y), [nb["name"] for nb in nbs])
     ax.invert_yaxis()
     ax.set_xlabel("MB")
@@ -98,8 +120,12 @@ def _memory_plot(summary: dict) -> str:
 def _metrics_plot(summary: dict, diff: dict) -> str:
     from matplotlib.figure import Figure
 
-    panels = [(nb["name"], m, v) for nb in summary["notebooks"]
-              for m, v in nb["metrics"].items() if _is_number(v)]
+    panels = [
+        (nb["name"], m, v)
+        for nb in summary["notebooks"]
+        for m, v in nb["metrics"].items()
+        if _is_number(v)
+    ]
     if not panels:
         return ""
     cols = min(3, len(panels))
@@ -119,10 +145,13 @@ def _metrics_plot(summary: dict, diff: dict) -> str:
         ax.set_yticks([])
         ax.set_title(f"{name}: {metric} = {value:.4g}", fontsize=8)
         ax.tick_params(labelsize=7)
-    for ax in axes[len(panels):]:
+    for ax in axes[len(panels) :]:
         ax.set_visible(False)
-    fig.suptitle("bars: this run (green: gate met, red: missed, grey: no gate); "
-                 "dashed: gate; dot: previous run", fontsize=8)
+    fig.suptitle(
+        "bars: this run (green: gate met, red: missed, grey: no gate); "
+        "dashed: gate; dot: previous run",
+        fontsize=8,
+    )
     fig.tight_layout()
     return _png(fig)
 
@@ -145,8 +174,12 @@ def _signed(x, lower_is_better: bool = False) -> str:
 
 def _table(header: list[str], rows: list[list[str]]) -> str:
     head = "".join(f"<th>{escape(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(cell if cell.startswith("<td") else f"<td>{cell}</td>"
-                                    for cell in row) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(cell if cell.startswith("<td") else f"<td>{cell}</td>" for cell in row)
+        + "</tr>"
+        for row in rows
+    )
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
@@ -163,14 +196,26 @@ def _notebook_rows(summary: dict, diff: dict) -> list[list[str]]:
     for nb in summary["notebooks"]:
         d = diff.get(nb["name"], {})
         gates = nb["gates"]
-        link = f'<a href="{escape(nb["notebook"])}">{escape(nb["name"])}</a>' if nb["notebook"] else escape(nb["name"])
-        rows.append([link, _status(nb["status"]), escape(nb["accelerator"]),
-                     _num(nb["duration_s"], 3), _num(nb["budget_s"], 4),
-                     f'<td class="num">{_signed(d.get("duration_delta"), lower_is_better=True)}</td>',
-                     escape(str(d.get("status") or "–")), _num(nb["peak_rss_mb"], 5),
-                     _num(nb["gpu_peak_mb"], 5),
-                     f"{sum(g['passed'] for g in gates)}/{len(gates)}" if gates else "–",
-                     escape(nb["reason"])])
+        link = (
+            f'<a href="{escape(nb["notebook"])}">{escape(nb["name"])}</a>'
+            if nb["notebook"]
+            else escape(nb["name"])
+        )
+        rows.append(
+            [
+                link,
+                _status(nb["status"]),
+                escape(nb["accelerator"]),
+                _num(nb["duration_s"], 3),
+                _num(nb["budget_s"], 4),
+                f'<td class="num">{_signed(d.get("duration_delta"), lower_is_better=True)}</td>',
+                escape(str(d.get("status") or "–")),
+                _num(nb["peak_rss_mb"], 5),
+                _num(nb["gpu_peak_mb"], 5),
+                f"{sum(g['passed'] for g in gates)}/{len(gates)}" if gates else "–",
+                escape(nb["reason"]),
+            ]
+        )
     return rows
 
 
@@ -181,12 +226,26 @@ def _metric_rows(summary: dict, diff: dict) -> list[list[str]]:
         old = diff.get(nb["name"], {}).get("metrics", {})
         for metric in [*nb["metrics"], *(m for m in gates if m not in nb["metrics"])]:
             gate, change = gates.get(metric), old.get(metric, {})
-            verdict = "–" if gate is None else (_status("passed") if gate["passed"]
-                                                else _status("missed_gate") + " " + escape(gate["reason"]))
-            rows.append([escape(nb["name"]), escape(metric), _num(nb["metrics"].get(metric)),
-                         "–" if gate is None else escape(f"{gate['op']} {gate['threshold']!r}"),
-                         verdict, _num(change.get("previous")),
-                         f'<td class="num">{_signed(change.get("delta"))}</td>'])
+            verdict = (
+                "–"
+                if gate is None
+                else (
+                    _status("passed")
+                    if gate["passed"]
+                    else _status("missed_gate") + " " + escape(gate["reason"])
+                )
+            )
+            rows.append(
+                [
+                    escape(nb["name"]),
+                    escape(metric),
+                    _num(nb["metrics"].get(metric)),
+                    "–" if gate is None else escape(f"{gate['op']} {gate['threshold']!r}"),
+                    verdict,
+                    _num(change.get("previous")),
+                    f'<td class="num">{_signed(change.get("delta"))}</td>',
+                ]
+            )
     return rows
 
 
@@ -196,9 +255,15 @@ def _failures(summary: dict) -> str:
         e = nb.get("error")
         if not e:
             continue
-        where = f"cell {e['cell_index']} of the executed notebook" if e.get("cell_index") is not None else "no cell"
-        parts.append(f"<h3>{escape(nb['name'])}: {_status(nb['status'])}</h3>"
-                     f"<p><b>{escape(e['ename'])}</b>: {escape(str(e['evalue']))} ({where})</p>")
+        where = (
+            f"cell {e['cell_index']} of the executed notebook"
+            if e.get("cell_index") is not None
+            else "no cell"
+        )
+        parts.append(
+            f"<h3>{escape(nb['name'])}: {_status(nb['status'])}</h3>"
+            f"<p><b>{escape(e['ename'])}</b>: {escape(str(e['evalue']))} ({where})</p>"
+        )
         if e.get("source"):
             label = "Cell running when it was stopped" if e["kind"] == "timeout" else "Failing cell"
             parts.append(f"<p>{label}:</p><pre>{escape(e['source'])}</pre>")
@@ -220,9 +285,14 @@ def _datasets(datasets: dict) -> str:
         sums = "<br>".join(f"{escape(k)}: <code>{escape(v)}</code>" for k, v in checksums.items())
         if sums and not info.get("pinned"):
             sums = "recorded when cached:<br>" + sums
-        rows.append([escape(name), "yes" if info.get("cached") else "no",
-                     f"<code>{escape(info.get('cache_sha256') or '–')}</code>",
-                     sums or escape(info.get("error", "–"))])
+        rows.append(
+            [
+                escape(name),
+                "yes" if info.get("cached") else "no",
+                f"<code>{escape(info.get('cache_sha256') or '–')}</code>",
+                sums or escape(info.get("error", "–")),
+            ]
+        )
     return _table(["dataset", "cached", "cache file sha256", "canonical array checksums"], rows)
 
 
@@ -231,9 +301,12 @@ def render(summary: dict, previous: dict | None) -> str:
     diff = changes(summary, previous)
     verdict = "all passed" if summary["ok"] else "FAILED"
     counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items() if n) or "no notebooks"
-    compared = (f"compared with the run of {escape(previous.get('started', '?'))} "
-                f"(commit {escape(str(previous.get('commit') or 'unknown'))}; dots and Δ columns)"
-                if previous else "no previous run in this folder to compare with")
+    compared = (
+        f"compared with the run of {escape(previous.get('started', '?'))} "
+        f"(commit {escape(str(previous.get('commit') or 'unknown'))}; dots and Δ columns)"
+        if previous
+        else "no previous run in this folder to compare with"
+    )
     device = dict(summary["device"])
     gpus = device.pop("devices", [])
     html = [
@@ -244,20 +317,45 @@ def render(summary: dict, previous: dict | None) -> str:
         f"commit {escape(str(summary.get('commit') or 'unknown'))}, host {escape(summary['host']['hostname'])}. "
         f"{compared}.</p>",
         "<h2>Notebooks</h2>",
-        _table(["notebook", "status", "needs", "seconds", "budget", "Δ seconds", "previous status",
-                "peak RSS MB", "GPU peak MB", "gates met", "reason"], _notebook_rows(summary, diff)),
+        _table(
+            [
+                "notebook",
+                "status",
+                "needs",
+                "seconds",
+                "budget",
+                "Δ seconds",
+                "previous status",
+                "peak RSS MB",
+                "GPU peak MB",
+                "gates met",
+                "reason",
+            ],
+            _notebook_rows(summary, diff),
+        ),
         "<h2>Metrics against gates</h2>",
-        _table(["notebook", "metric", "value", "gate", "result", "previous", "Δ"],
-               _metric_rows(summary, diff)),
-        "<h2>Plots</h2>", "<h3>Durations</h3>", _duration_plot(summary, diff),
-        "<h3>Metrics</h3>", _metrics_plot(summary, diff) or "<p>No numeric metrics recorded.</p>",
-        "<h3>Peak memory</h3>", _memory_plot(summary),
-        "<h2>Failures</h2>", _failures(summary),
-        "<h2>Device</h2>", _key_values(device),
+        _table(
+            ["notebook", "metric", "value", "gate", "result", "previous", "Δ"],
+            _metric_rows(summary, diff),
+        ),
+        "<h2>Plots</h2>",
+        "<h3>Durations</h3>",
+        _duration_plot(summary, diff),
+        "<h3>Metrics</h3>",
+        _metrics_plot(summary, diff) or "<p>No numeric metrics recorded.</p>",
+        "<h3>Peak memory</h3>",
+        _memory_plot(summary),
+        "<h2>Failures</h2>",
+        _failures(summary),
+        "<h2>Device</h2>",
+        _key_values(device),
         *[_key_values(g) for g in gpus],
-        "<h2>Package versions</h2>", _key_values(summary["versions"]),
-        "<h2>Datasets</h2>", _datasets(summary["datasets"]),
-        "<h2>Host</h2>", _key_values(summary["host"]),
+        "<h2>Package versions</h2>",
+        _key_values(summary["versions"]),
+        "<h2>Datasets</h2>",
+        _datasets(summary["datasets"]),
+        "<h2>Host</h2>",
+        _key_values(summary["host"]),
         "</body></html>",
     ]
     return "\n".join(html)

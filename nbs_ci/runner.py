@@ -27,9 +27,24 @@ from nbs_ci.manifest import NOTEBOOKS, PROFILES, ROOT, Entry, load_manifest
 KERNEL = "dlnb"
 POLL_S = 0.2
 KERNEL_START_TIMEOUT_S = 120
-PACKAGES = ("dlnb", "torch", "torchvision", "numpy", "pandas", "scikit-learn", "matplotlib",
-            "transformers", "captum", "xgboost", "onnx", "onnxruntime", "papermill", "nbclient",
-            "ipykernel", "jupyter_client")
+PACKAGES = (
+    "dlnb",
+    "torch",
+    "torchvision",
+    "numpy",
+    "pandas",
+    "scikit-learn",
+    "matplotlib",
+    "transformers",
+    "captum",
+    "xgboost",
+    "onnx",
+    "onnxruntime",
+    "papermill",
+    "nbclient",
+    "ipykernel",
+    "jupyter_client",
+)
 FAILED = ("failed", "timed_out", "missed_gate")
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
@@ -40,20 +55,33 @@ def ensure_kernel(name: str = KERNEL) -> str:
 
     specs = KernelSpecManager()
     if name not in specs.find_kernel_specs():
-        cmd = [sys.executable, "-m", "ipykernel", "install", "--name", name,
-               "--display-name", "Python (dlnb)"]
+        cmd = [
+            sys.executable,
+            "-m",
+            "ipykernel",
+            "install",
+            "--name",
+            name,
+            "--display-name",
+            "Python (dlnb)",
+        ]
         # Into this environment; a read-only one (a system Python in an image) gets a user kernel.
         done = subprocess.run([*cmd, "--sys-prefix"], capture_output=True, text=True)
         if done.returncode != 0:
             done = subprocess.run([*cmd, "--user"], capture_output=True, text=True)
         if done.returncode != 0:
-            raise RuntimeError(f"Could not register the Jupyter kernel {name!r} ({' '.join(cmd)}):\n"
-                               f"{done.stderr}\nInstall ipykernel in this environment and retry.")
+            raise RuntimeError(
+                f"Could not register the Jupyter kernel {name!r} ({' '.join(cmd)}):\n"
+                f"{done.stderr}\nInstall ipykernel in this environment and retry."
+            )
     spec = specs.get_kernel_spec(name)
     if spec.argv and os.path.abspath(spec.argv[0]) != os.path.abspath(sys.executable):
-        print(f"warning: kernel {name!r} ({spec.resource_dir}) runs {spec.argv[0]}, not this "
-              f"Python ({sys.executable}); remove it with `jupyter kernelspec remove {name}` to let "
-              "the runner register the right one.", file=sys.stderr)
+        print(
+            f"warning: kernel {name!r} ({spec.resource_dir}) runs {spec.argv[0]}, not this "
+            f"Python ({sys.executable}); remove it with `jupyter kernelspec remove {name}` to let "
+            "the runner register the right one.",
+            file=sys.stderr,
+        )
     return spec.resource_dir
 
 
@@ -112,8 +140,12 @@ def _supervise(cmd: list[str], env: dict, log_path: Path, budget_s: float) -> di
                 proc.kill()
             _kill(seen.values())
             proc.wait()
-    return {"returncode": proc.returncode, "timed_out": timed_out,
-            "duration_s": round(time.monotonic() - start, 2), "peak_rss_mb": round(peak / 2**20, 1)}
+    return {
+        "returncode": proc.returncode,
+        "timed_out": timed_out,
+        "duration_s": round(time.monotonic() - start, 2),
+        "peak_rss_mb": round(peak / 2**20, 1),
+    }
 
 
 def read_records(path: Path) -> tuple[dict, int | None]:
@@ -149,62 +181,124 @@ def _log_tail(path: Path, chars: int = 4000) -> str:
     return text[-chars:]
 
 
-def run_notebook(entry: Entry, profile: str, notebooks_dir: Path, out: Path,
-                 kernel: str = KERNEL, has_cuda: bool = False) -> dict:
+def run_notebook(
+    entry: Entry,
+    profile: str,
+    notebooks_dir: Path,
+    out: Path,
+    kernel: str = KERNEL,
+    has_cuda: bool = False,
+) -> dict:
     """Execute one entry's `profile` in a child process; return its summary dict."""
     budget = entry.budget_s[profile]
-    result = {"name": entry.name, "accelerator": entry.accelerator, "budget_s": budget,
-              "status": "", "reason": "", "duration_s": None, "peak_rss_mb": None,
-              "gpu_peak_mb": None, "metrics": {}, "gates": [], "error": None,
-              "notebook": f"{entry.name}.ipynb", "reference": entry.reference}
+    result = {
+        "name": entry.name,
+        "accelerator": entry.accelerator,
+        "budget_s": budget,
+        "status": "",
+        "reason": "",
+        "duration_s": None,
+        "peak_rss_mb": None,
+        "gpu_peak_mb": None,
+        "metrics": {},
+        "gates": [],
+        "error": None,
+        "notebook": f"{entry.name}.ipynb",
+        "reference": entry.reference,
+    }
     if entry.accelerator == "gpu" and not has_cuda:
-        return {**result, "status": "skipped", "notebook": None,
-                "reason": "needs a CUDA GPU (accelerator: gpu) and this machine has none"}
+        return {
+            **result,
+            "status": "skipped",
+            "notebook": None,
+            "reason": "needs a CUDA GPU (accelerator: gpu) and this machine has none",
+        }
 
-    executed, records, log = (out / f"{entry.name}{s}" for s in (".ipynb", ".records.jsonl", ".log"))
+    executed, records, log = (
+        out / f"{entry.name}{s}" for s in (".ipynb", ".records.jsonl", ".log")
+    )
     for stale in (executed, records, log):
         stale.unlink(missing_ok=True)
     parameters = {"PROFILE": profile, **entry.parameters.get(profile, {})}
     # Matplotlib's inline backend: headless, and figures still land in the executed notebook
     # (with "agg" the kernel would drop them).
-    env = {**os.environ, "DLNB_HEADLESS": "1", "MPLBACKEND": INLINE_BACKEND, "DLNB_RECORD_FILE": str(records),
-           "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p)}
+    env = {
+        **os.environ,
+        "DLNB_HEADLESS": "1",
+        "MPLBACKEND": INLINE_BACKEND,
+        "DLNB_RECORD_FILE": str(records),
+        "PYTHONPATH": os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH")) if p),
+    }
     env.setdefault("HF_HUB_OFFLINE", "1")
+    env.setdefault("DLNB_DATA", str(ROOT / "data" / "cache"))
     with tempfile.TemporaryDirectory(prefix="nbs_ci-") as tmp:
-        job = {"input": str(entry.path(notebooks_dir)), "output": str(executed),
-               "parameters": parameters, "kernel": kernel, "cwd": str(notebooks_dir),
-               "start_timeout": KERNEL_START_TIMEOUT_S, "result": str(Path(tmp) / "result.json")}
+        job = {
+            "input": str(entry.path(notebooks_dir)),
+            "output": str(executed),
+            "parameters": parameters,
+            "kernel": kernel,
+            "cwd": str(notebooks_dir),
+            "start_timeout": KERNEL_START_TIMEOUT_S,
+            "result": str(Path(tmp) / "result.json"),
+        }
         job_path = Path(tmp) / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         proc = _supervise([sys.executable, "-m", "nbs_ci.child", str(job_path)], env, log, budget)
-        outcome = json.loads(Path(job["result"]).read_text()) if Path(job["result"]).exists() else None
+        outcome = (
+            json.loads(Path(job["result"]).read_text()) if Path(job["result"]).exists() else None
+        )
 
     metrics, gpu_peak = read_records(records)
-    result.update(duration_s=proc["duration_s"], peak_rss_mb=proc["peak_rss_mb"], metrics=metrics,
-                  gpu_peak_mb=None if gpu_peak is None else round(gpu_peak / 2**20, 1),
-                  parameters=parameters)
+    result.update(
+        duration_s=proc["duration_s"],
+        peak_rss_mb=proc["peak_rss_mb"],
+        metrics=metrics,
+        gpu_peak_mb=None if gpu_peak is None else round(gpu_peak / 2**20, 1),
+        parameters=parameters,
+    )
     result["gates"] = [g.check(metrics) for g in entry.gates.get(profile, ())]
     if not executed.exists():
         result["notebook"] = None
     if proc["timed_out"]:
-        result.update(status="timed_out", reason=f"stopped after its {budget:g} s budget",
-                      error={"kind": "timeout", "ename": "TimedOut", "traceback": "",
-                             "evalue": f"still running after the {profile} budget of {budget:g} s",
-                             "source": "", **_running_cell(executed)})
+        result.update(
+            status="timed_out",
+            reason=f"stopped after its {budget:g} s budget",
+            error={
+                "kind": "timeout",
+                "ename": "TimedOut",
+                "traceback": "",
+                "evalue": f"still running after the {profile} budget of {budget:g} s",
+                "source": "",
+                **_running_cell(executed),
+            },
+        )
     elif outcome is None:
-        result.update(status="failed", reason=f"runner process exited with code {proc['returncode']}",
-                      error={"kind": "runner", "ename": "RunnerCrashed", "source": "",
-                             "evalue": f"the runner process exited with code {proc['returncode']} "
-                                       "without a result (killed for memory?)",
-                             "traceback": _log_tail(log)})
+        result.update(
+            status="failed",
+            reason=f"runner process exited with code {proc['returncode']}",
+            error={
+                "kind": "runner",
+                "ename": "RunnerCrashed",
+                "source": "",
+                "evalue": f"the runner process exited with code {proc['returncode']} "
+                "without a result (killed for memory?)",
+                "traceback": _log_tail(log),
+            },
+        )
     elif not outcome["ok"]:
         e = outcome["error"]
-        first_line = str(e["evalue"]).strip().splitlines()[0][:200] if str(e["evalue"]).strip() else ""
+        first_line = (
+            str(e["evalue"]).strip().splitlines()[0][:200] if str(e["evalue"]).strip() else ""
+        )
         result.update(status="failed", reason=f"{e['ename']}: {first_line}", error=e)
     elif not all(g["passed"] for g in result["gates"]):
         missed = [g for g in result["gates"] if not g["passed"]]
-        result.update(status="missed_gate", reason="; ".join(
-            f"{g['metric']} {g['op']} {g['threshold']!r}: {g['reason']}" for g in missed))
+        result.update(
+            status="missed_gate",
+            reason="; ".join(
+                f"{g['metric']} {g['op']} {g['threshold']!r}: {g['reason']}" for g in missed
+            ),
+        )
     else:
         result["status"] = "passed"
     return result
@@ -224,7 +318,7 @@ def _versions() -> dict:
 
 def _device() -> dict:
     try:
-        from dlnb.gpu import doctor
+        from dlnb.runtime import doctor
 
         return doctor(display=False)
     except Exception as e:  # a broken torch must not stop the report
@@ -235,7 +329,7 @@ def dataset_checksums() -> dict:
     """Per registered dataset: its array checksums (pinned, or recorded when it was cached for
     datasets without pinned ones) and the sha256 of its cache file, if cached."""
     try:
-        from dlnb import data
+        from dlnb.data import registry as data
 
         names = data.names()
     except Exception as e:
@@ -247,10 +341,13 @@ def dataset_checksums() -> dict:
             checksums, recorded = spec.checksums, data.digest_path(name)
             if checksums is None and recorded.exists():
                 checksums = json.loads(recorded.read_text())
-            found[name] = {"checksums": checksums, "pinned": spec.checksums is not None,
-                           "cached": path.exists(),
-                           "cache_file": str(path) if path.exists() else None,
-                           "cache_sha256": data.sha256_file(path) if path.exists() else None}
+            found[name] = {
+                "checksums": checksums,
+                "pinned": spec.checksums is not None,
+                "cached": path.exists(),
+                "cache_file": str(path) if path.exists() else None,
+                "cache_sha256": data.sha256_file(path) if path.exists() else None,
+            }
         except Exception as e:
             found[name] = {"error": f"{type(e).__name__}: {e}"}
     return found
@@ -258,8 +355,13 @@ def dataset_checksums() -> dict:
 
 def _commit() -> str | None:
     try:
-        done = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=ROOT, capture_output=True,
-                              text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None
@@ -269,9 +371,14 @@ def _print_line(text: str) -> None:
     print(text, flush=True)
 
 
-def run(profile: str, only: list[str] | None = None, out: Path | str | None = None,
-        manifest: Path | str | None = None, notebooks_dir: Path | str | None = None,
-        log: Callable[[str], None] = _print_line) -> dict:
+def run(
+    profile: str,
+    only: list[str] | None = None,
+    out: Path | str | None = None,
+    manifest: Path | str | None = None,
+    notebooks_dir: Path | str | None = None,
+    log: Callable[[str], None] = _print_line,
+) -> dict:
     """Run a profile over the manifest (or the `only` entries); write outputs; return the summary."""
     from nbs_ci.report import write_report
 
@@ -288,23 +395,40 @@ def run(profile: str, only: list[str] | None = None, out: Path | str | None = No
 
     results = []
     for i, entry in enumerate(entries, 1):
-        log(f"[{i}/{len(entries)}] {entry.name} ({profile}, budget {entry.budget_s[profile]:g} s) ...")
+        log(
+            f"[{i}/{len(entries)}] {entry.name} ({profile}, budget {entry.budget_s[profile]:g} s) ..."
+        )
         r = run_notebook(entry, profile, notebooks_dir, out, has_cuda=has_cuda)
-        took = "" if r["duration_s"] is None else f" in {r['duration_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+        took = (
+            ""
+            if r["duration_s"] is None
+            else f" in {r['duration_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+        )
         log(f"    {r['status']}{took}" + (f": {r['reason']}" if r["reason"] else ""))
         results.append(r)
 
-    counts = {s: sum(r["status"] == s for r in results)
-              for s in ("passed", "failed", "timed_out", "missed_gate", "skipped")}
+    counts = {
+        s: sum(r["status"] == s for r in results)
+        for s in ("passed", "failed", "timed_out", "missed_gate", "skipped")
+    }
     summary = {
-        "profile": profile, "started": started.isoformat(timespec="seconds"),
+        "profile": profile,
+        "started": started.isoformat(timespec="seconds"),
         "duration_s": round(time.monotonic() - t0, 1),
-        "ok": not any(r["status"] in FAILED for r in results), "counts": counts,
-        "commit": _commit(), "manifest": str(loaded.path), "kernel": kernel_dir,
-        "host": {"hostname": socket.gethostname(), "platform": platform.platform(),
-                 "cpu_count": os.cpu_count(),
-                 "memory_gb": round(psutil.virtual_memory().total / 2**30, 1)},
-        "device": _device(), "versions": _versions(), "datasets": dataset_checksums(),
+        "ok": not any(r["status"] in FAILED for r in results),
+        "counts": counts,
+        "commit": _commit(),
+        "manifest": str(loaded.path),
+        "kernel": kernel_dir,
+        "host": {
+            "hostname": socket.gethostname(),
+            "platform": platform.platform(),
+            "cpu_count": os.cpu_count(),
+            "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
+        },
+        "device": _device(),
+        "versions": _versions(),
+        "datasets": dataset_checksums(),
         "notebooks": results,
     }
     previous = None

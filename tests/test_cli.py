@@ -5,8 +5,9 @@ from pathlib import Path
 
 import pytest
 
-from dlnb import data, gpu
+from dlnb import runtime as gpu
 from dlnb.__main__ import main
+from dlnb.data import registry as data
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -70,8 +71,14 @@ def test_doctor_command_prints_the_report(monkeypatch, capsys):
 
 def test_python_m_dlnb_data_list_runs(tmp_data_dir):
     env = {**os.environ, "DLNB_DATA": str(tmp_data_dir)}
-    result = subprocess.run([sys.executable, "-m", "dlnb", "data", "list"], cwd=ROOT, env=env,
-                            capture_output=True, text=True, timeout=120)
+    result = subprocess.run(
+        [sys.executable, "-m", "dlnb", "data", "list"],
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     names = {line.split()[0] for line in lines[:-1]}

@@ -12,15 +12,20 @@ def test_lenet5_output_shape(num_classes, in_channels):
 
 def test_lenet5_has_the_classic_parameter_count():
     # conv 1->6 (5x5), conv 6->16 (5x5), then 400-120-84-10 fully connected layers
-    expected = (6 * 25 + 6) + (6 * 16 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    expected = (
+        (6 * 25 + 6) + (6 * 16 * 25 + 16) + (400 * 120 + 120) + (120 * 84 + 84) + (84 * 10 + 10)
+    )
     assert count_parameters(LeNet5()) == expected
 
 
-@pytest.mark.parametrize("shape, hint", [
-    ((4, 28, 28), "x.unsqueeze(1)"),
-    ((4, 1, 32, 32), "resize to 28x28"),
-    ((4, 3, 28, 28), "(batch, 1, 28, 28)"),
-])
+@pytest.mark.parametrize(
+    "shape, hint",
+    [
+        ((4, 28, 28), "x.unsqueeze(1)"),
+        ((4, 1, 32, 32), "resize to 28x28"),
+        ((4, 3, 28, 28), "(batch, 1, 28, 28)"),
+    ],
+)
 def test_lenet5_wrong_input_shape_is_a_clear_error(shape, hint):
     with pytest.raises(ValueError, match="LeNet5 expects images of shape") as err:
         LeNet5()(torch.randn(*shape))
@@ -40,8 +45,11 @@ def test_mlp_layers_follow_hidden():
 
 
 def test_mlp_wrong_number_of_features_is_a_clear_error():
-    with pytest.raises(ValueError, match=r"MLP expects 784 features per sample, got input of shape "
-                                         r"\(5, 1, 32, 32\) \(1024 per sample\)"):
+    with pytest.raises(
+        ValueError,
+        match=r"MLP expects 784 features per sample, got input of shape "
+        r"\(5, 1, 32, 32\) \(1024 per sample\)",
+    ):
         MLP(784)(torch.randn(5, 1, 32, 32))
 
 

@@ -20,51 +20,84 @@ from nbs_ci.manifest import Gate, ManifestError, load_manifest
 from nbs_ci.report import changes
 from nbs_ci.runner import INLINE_BACKEND, cuda_available, ensure_kernel, read_records
 
-RECORD = "from dlnb.record import record\n"
+RECORD = "from dlnb.recording import record\n"
 NOTEBOOKS = {
     # name: (cells after the parameters cell, manifest entry overrides)
-    "ok": ([
-        "import os, time\nfrom pathlib import Path\nimport numpy as np\n" + RECORD,
-        "block = np.ones(300 * 2**20 // 8)  # ~300 MB, held while the runner samples RSS\ntime.sleep(1)",
-        "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()",
-        "record('accuracy', 0.9)\nrecord('epochs', EPOCHS)\nrecord('profile', PROFILE)\n"
-        "record('cwd', str(Path.cwd()))\nrecord('headless', os.environ['DLNB_HEADLESS'])\n"
-        "record('mpl', os.environ['MPLBACKEND'])\nrecord('hf_offline', os.environ['HF_HUB_OFFLINE'])",
-    ], {"parameters": {"smoke": {"EPOCHS": 2}},
-        "gates": {"smoke": [{"metric": "accuracy", "op": ">=", "value": 0.5},
-                            {"metric": "epochs", "op": "==", "value": 2}]}}),
-    "boom": ([
-        "x = 1",
-        "raise RuntimeError('boom from the notebook')",
-        RECORD + "record('never', 1)",
-    ], {}),
-    "sleepy": ([
-        "import os, time\n" + RECORD + "record('kernel_pid', os.getpid())",
-        "time.sleep(600)  # far past the budget",
-    ], {"budget_s": {"smoke": 15, "full": 15}}),
-    "low": ([RECORD + "record('accuracy', 0.1)"],
-            {"gates": {"smoke": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}}),
-    "silent": (["y = 2 + 2"],
-               {"gates": {"smoke": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}}),
+    "ok": (
+        [
+            "import os, time\nfrom pathlib import Path\nimport numpy as np\n" + RECORD,
+            "block = np.ones(300 * 2**20 // 8)  # ~300 MB, held while the runner samples RSS\ntime.sleep(1)",
+            "import matplotlib.pyplot as plt\nplt.plot([1, 2, 3])\nplt.show()",
+            "record('accuracy', 0.9)\nrecord('epochs', EPOCHS)\nrecord('profile', PROFILE)\n"
+            "record('cwd', str(Path.cwd()))\nrecord('headless', os.environ['DLNB_HEADLESS'])\n"
+            "record('mpl', os.environ['MPLBACKEND'])\nrecord('hf_offline', os.environ['HF_HUB_OFFLINE'])",
+        ],
+        {
+            "parameters": {"smoke": {"EPOCHS": 2}},
+            "gates": {
+                "smoke": [
+                    {"metric": "accuracy", "op": ">=", "value": 0.5},
+                    {"metric": "epochs", "op": "==", "value": 2},
+                ]
+            },
+        },
+    ),
+    "boom": (
+        [
+            "x = 1",
+            "raise RuntimeError('boom from the notebook')",
+            RECORD + "record('never', 1)",
+        ],
+        {},
+    ),
+    "sleepy": (
+        [
+            "import os, time\n" + RECORD + "record('kernel_pid', os.getpid())",
+            "time.sleep(600)  # far past the budget",
+        ],
+        {"budget_s": {"smoke": 15, "full": 15}},
+    ),
+    "low": (
+        [RECORD + "record('accuracy', 0.1)"],
+        {"gates": {"smoke": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}},
+    ),
+    "silent": (
+        ["y = 2 + 2"],
+        {"gates": {"smoke": [{"metric": "accuracy", "op": ">=", "value": 0.5}]}},
+    ),
     "needs_gpu": ([RECORD + "record('ran', True)"], {"accelerator": "gpu"}),
 }
 
 
-def write_notebook(path: Path, cells: list[str], parameters: str = 'PROFILE = "smoke"\nEPOCHS = 1') -> None:
+def write_notebook(
+    path: Path, cells: list[str], parameters: str = 'PROFILE = "smoke"\nEPOCHS = 1'
+) -> None:
     """A small notebook: a parameters-tagged cell, then `cells`, stored without outputs."""
     nb = nbformat.v4.new_notebook()
-    nb.metadata["kernelspec"] = {"name": "python3", "display_name": "Python 3", "language": "python"}
+    nb.metadata["kernelspec"] = {
+        "name": "python3",
+        "display_name": "Python 3",
+        "language": "python",
+    }
     params = nbformat.v4.new_code_cell(parameters)
     params.metadata["tags"] = ["parameters"]
-    nb.cells = [nbformat.v4.new_markdown_cell("# throwaway"), params,
-                *(nbformat.v4.new_code_cell(c) for c in cells)]
+    nb.cells = [
+        nbformat.v4.new_markdown_cell("# throwaway"),
+        params,
+        *(nbformat.v4.new_code_cell(c) for c in cells),
+    ]
     nbformat.write(nb, path)
 
 
 def entry(name: str, **overrides) -> dict:
     """A manifest entry with generous budgets (the machines running tests are shared and slow)."""
-    return {"name": name, "accelerator": "cpu", "budget_s": {"smoke": 120, "full": 120},
-            "parameters": {"smoke": {"PROFILE": "smoke"}}, **overrides}
+    return {
+        "name": name,
+        "accelerator": "cpu",
+        "budget_s": {"smoke": 120, "full": 120},
+        "parameters": {"smoke": {"PROFILE": "smoke"}},
+        **overrides,
+    }
 
 
 @pytest.fixture(scope="module")
@@ -76,17 +109,40 @@ def curriculum(tmp_path_factory) -> dict:
     for name, (cells, _) in NOTEBOOKS.items():
         write_notebook(nb_dir / f"{name}.ipynb", cells)
     manifest = root / "manifest.yaml"
-    manifest.write_text(yaml.safe_dump(
-        {"notebooks": [entry(name, **over) for name, (_, over) in NOTEBOOKS.items()]}, sort_keys=False))
+    manifest.write_text(
+        yaml.safe_dump(
+            {"notebooks": [entry(name, **over) for name, (_, over) in NOTEBOOKS.items()]},
+            sort_keys=False,
+        )
+    )
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
-        code = main(["run", "--profile", "smoke", "--out", str(out), "--manifest", str(manifest),
-                     "--notebooks", str(nb_dir)])
+        code = main(
+            [
+                "run",
+                "--profile",
+                "smoke",
+                "--out",
+                str(out),
+                "--manifest",
+                str(manifest),
+                "--notebooks",
+                str(nb_dir),
+            ]
+        )
     summary = json.loads((out / "summary.json").read_text())
-    return {"html": (out / "report.html").read_text(), "root": root, "nb_dir": nb_dir, "out": out, "manifest": manifest, "summary": summary,
-            "by_name": {nb["name"]: nb for nb in summary["notebooks"]}, "exit_code": code,
-            "printed": printed.getvalue().splitlines(),
-            "hf_offline": os.environ.get("HF_HUB_OFFLINE", "1")}
+    return {
+        "html": (out / "report.html").read_text(),
+        "root": root,
+        "nb_dir": nb_dir,
+        "out": out,
+        "manifest": manifest,
+        "summary": summary,
+        "by_name": {nb["name"]: nb for nb in summary["notebooks"]},
+        "exit_code": code,
+        "printed": printed.getvalue().splitlines(),
+        "hf_offline": os.environ.get("HF_HUB_OFFLINE", "1"),
+    }
 
 
 @pytest.mark.slow
@@ -106,8 +162,13 @@ def test_passing_notebook_reports_metrics_gates_memory_and_environment(curriculu
     executed = nbformat.read(curriculum["out"] / "ok.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
-    assert any("image/png" in o.get("data", {}) for o in outputs), "figures are kept in the executed notebook"
-    assert any("**recorded** `accuracy = 0.9`" in o.get("data", {}).get("text/markdown", "") for o in outputs)
+    assert any("image/png" in o.get("data", {}) for o in outputs), (
+        "figures are kept in the executed notebook"
+    )
+    assert any(
+        "**recorded** `accuracy = 0.9`" in o.get("data", {}).get("text/markdown", "")
+        for o in outputs
+    )
 
 
 @pytest.mark.slow
@@ -119,7 +180,9 @@ def test_raising_notebook_reports_failing_cell_and_traceback(curriculum):
     assert err["source"] == "raise RuntimeError('boom from the notebook')"
     assert "RuntimeError" in err["traceback"] and "\x1b[" not in err["traceback"]
     assert nb["metrics"] == {}, "cells after the failure must not have run"
-    assert (curriculum["out"] / "boom.ipynb").exists(), "the executed notebook is kept for debugging"
+    assert (curriculum["out"] / "boom.ipynb").exists(), (
+        "the executed notebook is kept for debugging"
+    )
 
 
 @pytest.mark.slow
@@ -136,11 +199,19 @@ def test_hanging_notebook_is_killed_with_its_kernel(curriculum):
 def test_missed_gate_and_missing_metric_are_reported(curriculum):
     low, silent = curriculum["by_name"]["low"], curriculum["by_name"]["silent"]
     assert low["status"] == "missed_gate"
-    assert low["gates"][0] | {"reason": ""} == {"metric": "accuracy", "op": ">=", "threshold": 0.5,
-                                                 "actual": 0.1, "passed": False, "reason": ""}
+    assert low["gates"][0] | {"reason": ""} == {
+        "metric": "accuracy",
+        "op": ">=",
+        "threshold": 0.5,
+        "actual": 0.1,
+        "passed": False,
+        "reason": "",
+    }
     assert silent["status"] == "missed_gate"
     assert silent["metrics"] == {}
-    assert silent["gates"][0]["passed"] is False and silent["gates"][0]["reason"].startswith("missing")
+    assert silent["gates"][0]["passed"] is False and silent["gates"][0]["reason"].startswith(
+        "missing"
+    )
 
 
 @pytest.mark.slow
@@ -158,14 +229,27 @@ def test_gpu_notebook_is_skipped_with_a_reason_without_cuda(curriculum):
 def test_summary_report_and_exit_status(curriculum):
     out, summary = curriculum["out"], curriculum["summary"]
     assert curriculum["exit_code"] == 1 and summary["ok"] is False
-    assert summary["counts"] == {"passed": 1 + cuda_available(), "failed": 1, "timed_out": 1,
-                                 "missed_gate": 2, "skipped": 0 if cuda_available() else 1}
+    assert summary["counts"] == {
+        "passed": 1 + cuda_available(),
+        "failed": 1,
+        "timed_out": 1,
+        "missed_gate": 2,
+        "skipped": 0 if cuda_available() else 1,
+    }
     assert summary["versions"]["papermill"] and summary["profile"] == "smoke"
     assert "mnist" in summary["datasets"] or "error" in summary["datasets"]
     html = curriculum["html"]
-    for text in ("boom from the notebook", "raise RuntimeError(&#x27;boom from the notebook&#x27;)",
-                 "time.sleep(600)", "missing: the notebook did not record", "timed_out",
-                 "data:image/png;base64,", "Package versions", "Datasets", "no previous run"):
+    for text in (
+        "boom from the notebook",
+        "raise RuntimeError(&#x27;boom from the notebook&#x27;)",
+        "time.sleep(600)",
+        "missing: the notebook did not record",
+        "timed_out",
+        "data:image/png;base64,",
+        "Package versions",
+        "Datasets",
+        "no previous run",
+    ):
         assert text in html, text
     assert all(name in html for name in NOTEBOOKS)
     assert curriculum["printed"][-1] == f"report: {out / 'report.html'}"
@@ -176,21 +260,42 @@ def test_summary_report_and_exit_status(curriculum):
 @pytest.mark.slow
 def test_rerun_keeps_previous_summary_and_compares(curriculum):
     c = curriculum
-    summary = nbs_ci.run("smoke", only=["needs_gpu"], out=c["out"], manifest=c["manifest"],
-                         notebooks_dir=c["nb_dir"], log=lambda line: None)
+    summary = nbs_ci.run(
+        "smoke",
+        only=["needs_gpu"],
+        out=c["out"],
+        manifest=c["manifest"],
+        notebooks_dir=c["nb_dir"],
+        log=lambda line: None,
+    )
     assert summary["ok"] is True, "a skipped notebook is not a failure"
     previous = json.loads((c["out"] / "summary.previous.json").read_text())
     assert previous["started"] == c["summary"]["started"]
     assert previous["notebooks"] == c["summary"]["notebooks"]
-    assert [nb["name"] for nb in json.loads((c["out"] / "summary.json").read_text())["notebooks"]] == ["needs_gpu"]
+    assert [
+        nb["name"] for nb in json.loads((c["out"] / "summary.json").read_text())["notebooks"]
+    ] == ["needs_gpu"]
     assert "compared with the run of" in (c["out"] / "report.html").read_text()
 
 
 def test_cli_rejects_unknown_only_name_before_running_anything(tmp_path, capsys):
     write_notebook(tmp_path / "a.ipynb", [])
     (tmp_path / "manifest.yaml").write_text(yaml.safe_dump({"notebooks": [entry("a")]}))
-    code = main(["run", "--profile", "smoke", "--only", "nope", "--manifest", str(tmp_path / "manifest.yaml"),
-                 "--notebooks", str(tmp_path), "--out", str(tmp_path / "out")])
+    code = main(
+        [
+            "run",
+            "--profile",
+            "smoke",
+            "--only",
+            "nope",
+            "--manifest",
+            str(tmp_path / "manifest.yaml"),
+            "--notebooks",
+            str(tmp_path),
+            "--out",
+            str(tmp_path / "out"),
+        ]
+    )
     err = capsys.readouterr().err
     assert code == 2
     assert "['nope']" in err and "known notebooks: ['a']" in err
@@ -199,8 +304,10 @@ def test_cli_rejects_unknown_only_name_before_running_anything(tmp_path, capsys)
 
 def test_read_records_keeps_the_last_value_and_the_highest_gpu_peak(tmp_path):
     path = tmp_path / "r.jsonl"
-    path.write_text('{"name": "acc", "value": 0.5, "gpu_peak_bytes": 300}\n\n'
-                    '{"name": "acc", "value": 0.7, "gpu_peak_bytes": 200}\n{"name": "tag", "value": "x"}\n')
+    path.write_text(
+        '{"name": "acc", "value": 0.5, "gpu_peak_bytes": 300}\n\n'
+        '{"name": "acc", "value": 0.7, "gpu_peak_bytes": 200}\n{"name": "tag", "value": "x"}\n'
+    )
     assert read_records(path) == ({"acc": 0.7, "tag": "x"}, 300)
     assert read_records(tmp_path / "none.jsonl") == ({}, None)
 
@@ -212,10 +319,22 @@ def test_the_project_kernel_runs_this_python():
 
 
 def test_changes_reports_deltas_of_durations_and_metrics():
-    now = {"notebooks": [{"name": "a", "duration_s": 12.0, "metrics": {"acc": 0.9, "tag": "x"}},
-                         {"name": "new", "duration_s": 1.0, "metrics": {}}]}
-    before = {"notebooks": [{"name": "a", "status": "failed", "duration_s": 10.0,
-                             "metrics": {"acc": 0.8, "tag": "y", "gone": 1}}]}
+    now = {
+        "notebooks": [
+            {"name": "a", "duration_s": 12.0, "metrics": {"acc": 0.9, "tag": "x"}},
+            {"name": "new", "duration_s": 1.0, "metrics": {}},
+        ]
+    }
+    before = {
+        "notebooks": [
+            {
+                "name": "a",
+                "status": "failed",
+                "duration_s": 10.0,
+                "metrics": {"acc": 0.8, "tag": "y", "gone": 1},
+            }
+        ]
+    }
     diff = changes(now, before)
     assert set(diff) == {"a"}
     assert diff["a"]["duration_delta"] == pytest.approx(2.0)
@@ -286,18 +405,41 @@ def test_manifest_rejects_unknown_top_level_key_and_accepts_empty_list(tmp_path)
 def test_manifest_parses_a_valid_entry(tmp_path):
     write_notebook(tmp_path / "01_x.ipynb", [])
     path = tmp_path / "manifest.yaml"
-    path.write_text(yaml.safe_dump({"notebooks": [entry(
-        "01_x", gates={"full": [{"metric": "acc", "op": ">", "value": 0.99}]}, reference="paper")]}))
+    path.write_text(
+        yaml.safe_dump(
+            {
+                "notebooks": [
+                    entry(
+                        "01_x",
+                        gates={"full": [{"metric": "acc", "op": ">", "value": 0.99}]},
+                        reference="paper",
+                    )
+                ]
+            }
+        )
+    )
     (e,) = load_manifest(path, tmp_path).entries
-    assert (e.name, e.accelerator, e.budget_s, e.reference) == ("01_x", "cpu", {"smoke": 120, "full": 120}, "paper")
+    assert (e.name, e.accelerator, e.budget_s, e.reference) == (
+        "01_x",
+        "cpu",
+        {"smoke": 120, "full": 120},
+        "paper",
+    )
     assert e.gates == {"full": (Gate("acc", ">", 0.99),)}
     assert e.parameters == {"smoke": {"PROFILE": "smoke"}}
 
 
-@pytest.mark.parametrize(("op", "actual", "threshold", "passed"), [
-    (">=", 0.5, 0.5, True), (">", 0.5, 0.5, False), ("<=", 3, 2.5, False), ("<", 2, 2.5, True),
-    ("==", "lenet", "lenet", True), ("==", True, False, False),
-])
+@pytest.mark.parametrize(
+    ("op", "actual", "threshold", "passed"),
+    [
+        (">=", 0.5, 0.5, True),
+        (">", 0.5, 0.5, False),
+        ("<=", 3, 2.5, False),
+        ("<", 2, 2.5, True),
+        ("==", "lenet", "lenet", True),
+        ("==", True, False, False),
+    ],
+)
 def test_gate_comparisons(op, actual, threshold, passed):
     assert Gate("m", op, threshold).check({"m": actual})["passed"] is passed
 

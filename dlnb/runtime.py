@@ -1,0 +1,209 @@
+"""Devices, seeding, an environment report, memory statistics and honest timing."""
+
+from __future__ import annotations
+
+import os
+import platform
+import random
+import re
+import subprocess
+import time
+import warnings
+
+import numpy as np
+import torch
+
+
+def pick_device(device: str | torch.device = "auto") -> torch.device:
+    """Return `device`, or with "auto" the best available: cuda, then mps, then cpu."""
+    if isinstance(device, torch.device):
+        return device
+    if device != "auto":
+        dev = torch.device(device)
+        if dev.type == "cuda" and not torch.cuda.is_available():
+            raise RuntimeError(
+                f"Device {device!r} was asked for but CUDA is not available here. "
+                "Use DEVICE='auto' or 'cpu', or install a CUDA build of torch on a machine with a GPU."
+            )
+        return dev
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+def seed_everything(seed: int, deterministic: bool = False) -> None:
+    """Seed python, numpy and torch (all devices); optionally force deterministic kernels."""
+    random.seed(seed)
+    np.random.seed(seed % 2**32)
+    torch.manual_seed(seed)
+    if deterministic:
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+        torch.use_deterministic_algorithms(True, warn_only=True)
+        torch.backends.cudnn.deterministic = True
+        torch.backends.cudnn.benchmark = False
+
+
+def sync(device: str | torch.device | None = None) -> None:
+    """Wait for queued work on `device` to finish (a no-op on the CPU)."""
+    dev = torch.device(device) if device is not None else pick_device()
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    elif dev.type == "mps":
+        torch.mps.synchronize()
+
+
+class Timer:
+    """Wall-clock timer that synchronises the device on entry and exit.
+
+    >>> with Timer("cpu") as t:
+    ...     _ = torch.ones(10).sum()
+    >>> t.seconds >= 0
+    True
+    """
+
+    def __init__(self, device: str | torch.device | None = "cpu"):
+        self.device = device
+        self.seconds = 0.0
+
+    def __enter__(self) -> Timer:
+        sync(self.device)
+        self._start = time.perf_counter()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        sync(self.device)
+        self.seconds = time.perf_counter() - self._start
+
+
+def memory_stats(device: str | torch.device | None = None) -> dict[str, float]:
+    """Process RSS in MiB and, on CUDA, allocated / peak allocated / reserved MiB."""
+    import psutil
+
+    stats = {"rss_mib": psutil.Process().memory_info().rss / 2**20}
+    dev = torch.device(device) if device is not None else pick_device()
+    if dev.type == "cuda":
+        stats["cuda_allocated_mib"] = torch.cuda.memory_allocated(dev) / 2**20
+        stats["cuda_peak_mib"] = torch.cuda.max_memory_allocated(dev) / 2**20
+        stats["cuda_reserved_mib"] = torch.cuda.memory_reserved(dev) / 2**20
+    return stats
+
+
+def _driver_cuda_version() -> str | None:
+    """The highest CUDA version the installed NVIDIA driver supports, from nvidia-smi."""
+    try:
+        out = subprocess.run(["nvidia-smi"], capture_output=True, text=True, timeout=10).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None
+    match = re.search(r"CUDA Version:\s*([\d.]+)", out)
+    return match.group(1) if match else None
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    return tuple(int(p) for p in re.findall(r"\d+", text)[:2])
+
+
+def doctor(display: bool = True) -> dict:
+    """Report versions, devices, memory and precision support; warn about CUDA/driver mismatch."""
+    import importlib.metadata as md
+
+    report: dict = {
+        "python": platform.python_version(),
+        "platform": platform.platform(),
+        "torch": torch.__version__,
+        "torch_cuda": torch.version.cuda,
+        "cuda_available": torch.cuda.is_available(),
+        "cpu_threads": torch.get_num_threads(),
+        "device": str(pick_device()),
+        "devices": [],
+        "warnings": [],
+    }
+    for pkg in ("torchvision", "transformers", "captum", "xgboost", "onnxruntime", "papermill"):
+        try:
+            report[pkg] = md.version(pkg)
+        except md.PackageNotFoundError:
+            report[pkg] = None
+    if torch.cuda.is_available():
+        for i in range(torch.cuda.device_count()):
+            props = torch.cuda.get_device_properties(i)
+            free, total = torch.cuda.mem_get_info(i)
+            report["devices"].append(
+                {
+                    "index": i,
+                    "name": props.name,
+                    "capability": f"{props.major}.{props.minor}",
+                    "total_gib": round(total / 2**30, 2),
+                    "free_gib": round(free / 2**30, 2),
+                    "bf16": torch.cuda.is_bf16_supported(),
+                    "fp16": props.major >= 6,
+                }
+            )
+    driver = _driver_cuda_version()
+    report["driver_cuda"] = driver
+    if (
+        driver
+        and torch.version.cuda
+        and _version_tuple(torch.version.cuda) > _version_tuple(driver)
+    ):
+        msg = (
+            f"torch was built for CUDA {torch.version.cuda} but the driver supports only CUDA "
+            f"{driver}: update the NVIDIA driver or install a torch wheel built for CUDA <= {driver}."
+        )
+        report["warnings"].append(msg)
+        warnings.warn(msg, stacklevel=2)
+    if torch.version.cuda and not torch.cuda.is_available() and driver is None:
+        report["warnings"].append(
+            "CUDA build of torch, but no NVIDIA driver/GPU found: running on CPU."
+        )
+    if display:
+        _print_report(report)
+    return report
+
+
+def _print_report(report: dict) -> None:
+    width = max(len(k) for k in report)
+    for key, value in report.items():
+        if key in ("devices", "warnings"):
+            continue
+        print(f"{key:<{width}}  {value}")
+    for dev in report["devices"]:
+        print(
+            f"gpu {dev['index']}: {dev['name']} (sm {dev['capability']}), "
+            f"{dev['free_gib']}/{dev['total_gib']} GiB free, bf16={dev['bf16']} fp16={dev['fp16']}"
+        )
+    for msg in report["warnings"]:
+        print(f"WARNING: {msg}")
+
+
+# --- display -----------------------------------------------------------------------------------
+
+
+def in_notebook() -> bool:
+    """True inside a Jupyter kernel (ZMQ-based IPython shell)."""
+    try:
+        from IPython import get_ipython
+    except ImportError:
+        return False
+    shell = get_ipython()
+    return shell is not None and type(shell).__name__ == "ZMQInteractiveShell"
+
+
+def is_headless() -> bool:
+    """True when no front end can show live output: not in a notebook, or `DLNB_HEADLESS=1`.
+
+    The notebook runner (papermill) sets `DLNB_HEADLESS=1`, so widgets and live plots render a
+    single static figure instead of updating.
+    """
+    return os.environ.get("DLNB_HEADLESS", "0") == "1" or not in_notebook()
+
+
+def show(obj) -> None:
+    """Display `obj` in a notebook, or print it elsewhere."""
+    if in_notebook():
+        from IPython.display import display
+
+        display(obj)
+    else:
+        print(obj)

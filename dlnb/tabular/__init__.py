@@ -1,0 +1,69 @@
+"""Tabular: tables, preprocessing, models, the fair comparison, results and fairness."""
+
+from __future__ import annotations
+
+from dlnb.tabular.catalog import parse_adult, parse_california, parse_covtype
+from dlnb.tabular.comparison import Budget, batches, compare, scores
+from dlnb.tabular.fairness import (
+    apply_thresholds,
+    disparities,
+    equal_fpr_thresholds,
+    group_metrics,
+    plot_group_metrics,
+)
+from dlnb.tabular.models import (
+    CategoricalEmbedding,
+    FTTransformer,
+    TabularMLP,
+    build_model,
+    sample_params,
+)
+from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
+from dlnb.tabular.results import Audit, Results, scoreboard
+from dlnb.tabular.tables import (
+    Table,
+    check_target,
+    infer_task,
+    load_table,
+    make_synthetic,
+    synthetic_table,
+    table_arrays,
+    table_from_arrays,
+    table_from_frame,
+)
+
+__all__ = [
+    "Table",
+    "check_target",
+    "infer_task",
+    "table_from_frame",
+    "table_arrays",
+    "table_from_arrays",
+    "load_table",
+    "make_synthetic",
+    "synthetic_table",
+    "parse_adult",
+    "parse_california",
+    "parse_covtype",
+    "Preprocessor",
+    "fit_preprocessor",
+    "Split",
+    "make_split",
+    "sample_params",
+    "CategoricalEmbedding",
+    "TabularMLP",
+    "FTTransformer",
+    "build_model",
+    "Budget",
+    "batches",
+    "scores",
+    "compare",
+    "Audit",
+    "Results",
+    "scoreboard",
+    "group_metrics",
+    "disparities",
+    "equal_fpr_thresholds",
+    "apply_thresholds",
+    "plot_group_metrics",
+]

@@ -1,0 +1,116 @@
+"""A bias audit: how a classifier's errors differ between groups of a sensitive attribute.
+
+`group_metrics` gives, per group, the size, base rate, selection rate, accuracy and the
+false-positive and false-negative rates; `disparities` the largest gaps between groups;
+`plot_group_metrics` a bar chart. When the rates differ, one remedy (post-processing, Hardt et
+al., 2016) is a decision threshold per group chosen on validation data so that every group has
+the same false-positive rate: `equal_fpr_thresholds` + `apply_thresholds`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+RATES = ("selection_rate", "accuracy", "fpr", "fnr")
+
+
+def _check(y_true, y_pred, groups) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    y_true, y_pred, groups = (np.asarray(a) for a in (y_true, y_pred, groups))
+    if not len(y_true) == len(y_pred) == len(groups):
+        raise ValueError(
+            f"y_true, y_pred and groups must have the same length, got "
+            f"{len(y_true)}, {len(y_pred)} and {len(groups)}."
+        )
+    if not set(np.unique(y_true)) <= {0, 1} or not set(np.unique(y_pred)) <= {0, 1}:
+        raise ValueError(
+            "The bias audit works on binary labels and predictions coded 0/1; "
+            "threshold scores first (y_pred = scores >= 0.5)."
+        )
+    return y_true.astype(int), y_pred.astype(int), groups
+
+
+def _rates(y: np.ndarray, p: np.ndarray) -> dict:
+    neg, pos = y == 0, y == 1
+    return {
+        "n": len(y),
+        "base_rate": y.mean() if len(y) else np.nan,
+        "selection_rate": p.mean() if len(y) else np.nan,
+        "accuracy": (p == y).mean() if len(y) else np.nan,
+        "fpr": p[neg].mean() if neg.any() else np.nan,  # negatives wrongly flagged positive
+        "fnr": 1 - p[pos].mean() if pos.any() else np.nan,  # positives missed
+    }
+
+
+def group_metrics(y_true, y_pred, groups) -> pd.DataFrame:
+    """Per-group size, share, base rate, selection rate, accuracy, FPR and FNR, plus an 'all' row."""
+    y_true, y_pred, groups = _check(y_true, y_pred, groups)
+    rows = {str(g): _rates(y_true[groups == g], y_pred[groups == g]) for g in np.unique(groups)}
+    rows["all"] = _rates(y_true, y_pred)
+    out = pd.DataFrame(rows).T
+    out.insert(1, "share", out["n"] / len(y_true))
+    out.index.name = "group"
+    return out.astype({"n": int})
+
+
+def disparities(metrics: pd.DataFrame) -> dict[str, float]:
+    """Largest between-group gap of each rate, and the ratio of the lowest to highest selection rate."""
+    groups = metrics.drop(index="all", errors="ignore")
+    gaps = {f"{r}_gap": float(groups[r].max() - groups[r].min()) for r in RATES}
+    top = groups["selection_rate"].max()
+    gaps["selection_ratio"] = (
+        float(groups["selection_rate"].min() / top) if top > 0 else float("nan")
+    )
+    return gaps
+
+
+def equal_fpr_thresholds(
+    scores, y_true, groups, target_fpr: float | None = None
+) -> dict[str, float]:
+    """Per-group thresholds on `scores` giving each group the false-positive rate `target_fpr`
+    (default: the overall FPR at threshold 0.5). Fit them on validation data, not test data."""
+    scores, y_true, groups = (
+        np.asarray(scores, float),
+        np.asarray(y_true).astype(int),
+        np.asarray(groups),
+    )
+    if target_fpr is None:
+        target_fpr = float((scores[y_true == 0] >= 0.5).mean())
+    thresholds = {}
+    for g in np.unique(groups):
+        neg = np.sort(scores[(groups == g) & (y_true == 0)])
+        if len(neg) == 0:
+            raise ValueError(
+                f"Group {g!r} has no negative examples in this data, so its false-"
+                "positive rate cannot be set; use more (validation) data."
+            )
+        k = int(np.floor(target_fpr * len(neg)))  # allow k negatives at or above the threshold
+        thresholds[str(g)] = float(np.nextafter(neg[-1], np.inf) if k == 0 else neg[len(neg) - k])
+    return thresholds
+
+
+def apply_thresholds(scores, groups, thresholds: dict[str, float]) -> np.ndarray:
+    """0/1 predictions using each row's group threshold."""
+    scores, groups = np.asarray(scores, float), np.asarray(groups).astype(str)
+    missing = sorted(set(map(str, np.unique(groups))) - set(thresholds))
+    if missing:
+        raise ValueError(
+            f"No threshold for groups {missing}; fit the thresholds on data containing them."
+        )
+    return (scores >= np.array([thresholds[g] for g in groups])).astype(int)
+
+
+def plot_group_metrics(metrics: pd.DataFrame, ax=None, title: str = "per-group rates"):
+    """Grouped bars of accuracy, selection rate, FPR and FNR for each group."""
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(7, 3.5)) if ax is None else (ax.figure, ax)
+    groups = metrics.drop(index="all", errors="ignore")
+    width = 0.8 / len(groups)
+    x = np.arange(len(RATES))
+    for i, (g, row) in enumerate(groups.iterrows()):
+        ax.bar(x + i * width, [row[r] for r in RATES], width, label=f"{g} (n={int(row['n'])})")
+    ax.set_xticks(x + width * (len(groups) - 1) / 2, ["selection rate", "accuracy", "FPR", "FNR"])
+    ax.set(ylim=(0, 1), title=title)
+    ax.legend(fontsize=8)
+    return fig, ax

@@ -1,0 +1,269 @@
+"""Text datasets: a review corpus written for dlnb (offline), SST-2 (download), a synthetic order task.
+
+Every text dataset materialises to the same arrays: `text_train`, `y_train`, `text_test`,
+`y_test` (unicode strings and int64 class ids) and `label_names`; the review corpus adds
+`domain_train` / `domain_test`. The order task is token ids, not text (see `make_order_task`).
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import zipfile
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
+
+from dlnb.data.registry import (
+    DatasetSpec,
+    GeneratedSource,
+    RemoteFile,
+    UrlSource,
+    load,
+    register,
+    sha256_file,
+)
+
+Arrays = dict[str, np.ndarray]
+SENTIMENT_LABELS = ("negative", "positive")
+
+# --- the review corpus written for this project ---------------------------------------------------
+
+REVIEWS_FILE = Path(str(resources.files("dlnb.text") / "reviews.tsv"))
+REVIEWS_SHA256 = "ba096f64d5dd13d27b025aa9e3c0a893a1e5309e14120d72476f208f733435c4"
+REVIEWS_COLUMNS = ["split", "domain", "label", "text"]
+
+
+def _read_tsv(text: str, columns: list[str], what: str) -> list[list[str]]:
+    rows = list(csv.reader(io.StringIO(text), delimiter="\t", quoting=csv.QUOTE_NONE))
+    if not rows or rows[0] != columns:
+        found = rows[0] if rows else "nothing"
+        raise ValueError(
+            f"{what} should start with the header {columns}, found {found}. "
+            "Is it the right file, complete and tab-separated?"
+        )
+    bad = [i + 2 for i, row in enumerate(rows[1:]) if len(row) != len(columns)]
+    if bad:
+        raise ValueError(
+            f"{what}: lines {bad[:10]} do not have {len(columns)} tab-separated fields."
+        )
+    return rows[1:]
+
+
+def _text_arrays(
+    texts: dict[str, list[str]], labels: dict[str, list[int]], label_names: tuple[str, ...]
+) -> Arrays:
+    arrays: Arrays = {}
+    for split in ("train", "test"):
+        arrays[f"text_{split}"] = np.array(texts[split], dtype=str)
+        arrays[f"y_{split}"] = np.array(labels[split], dtype=np.int64)
+    arrays["label_names"] = np.array(label_names, dtype=str)
+    return arrays
+
+
+def read_reviews(path: str | Path = REVIEWS_FILE, sha256: str | None = REVIEWS_SHA256) -> Arrays:
+    """Read the project's review corpus (TSV: split, domain, label, text) into arrays."""
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(
+            f"The review corpus {path} is missing: it ships inside the dlnb "
+            "package (dlnb/text/); reinstall dlnb or restore it from git."
+        )
+    if sha256 is not None and (actual := sha256_file(path)) != sha256:
+        raise ValueError(
+            f"{path} has sha256 {actual}, expected {sha256}: the file was edited or "
+            "damaged. Restore it from git (or update REVIEWS_SHA256 and the "
+            "checksums together if the change is deliberate)."
+        )
+    rows = _read_tsv(path.read_text(encoding="utf-8"), REVIEWS_COLUMNS, str(path))
+    texts: dict[str, list[str]] = {"train": [], "test": []}
+    labels: dict[str, list[int]] = {"train": [], "test": []}
+    domains: dict[str, list[str]] = {"train": [], "test": []}
+    for line, (split, domain, label, text) in enumerate(rows, start=2):
+        if split not in texts or label not in SENTIMENT_LABELS:
+            raise ValueError(
+                f"{path}, line {line}: split {split!r} / label {label!r} is not one of "
+                f"('train', 'test') / {SENTIMENT_LABELS}."
+            )
+        texts[split].append(text)
+        labels[split].append(SENTIMENT_LABELS.index(label))
+        domains[split].append(domain)
+    arrays = _text_arrays(texts, labels, SENTIMENT_LABELS)
+    arrays.update({f"domain_{s}": np.array(d, dtype=str) for s, d in domains.items()})
+    return arrays
+
+
+register(
+    DatasetSpec(
+        name="reviews",
+        description="480 English reviews (films, products, restaurants, hotels) labelled negative/"
+        "positive, written for dlnb; 360 train / 120 test, balanced by class and domain.",
+        licence="MIT (part of the dlnb project)",
+        homepage="data/README.md#text",
+        sources=(GeneratedSource(read_reviews),),
+        checksums={
+            "domain_test": "ded4ac786e7e95c46512178828192f71ef5bd97f529265c2dfa367e64c89b1bc",
+            "domain_train": "2670c4dfd73ba528763a900ce1e704d2f78de62b895f596c59d5aac3989e8c0b",
+            "label_names": "cf2a3b144261e833df27de1daa4c8570619a2d094a15548ba8758b3bcd836af2",
+            "text_test": "75766fc9c0db24b09845887f69b9e1f8355178adf84c0c6835eded14d047ff66",
+            "text_train": "907b833589f1bdef7cf563f4f7feb8a2249d42ae55fb87d42c72d752bc17799e",
+            "y_test": "fd915c683d768543a2d0a83aeb2874998e2e9095e7b28708acc2232b1ea08a60",
+            "y_train": "2989d09a0fa001509c1425a0530f3a3d20520c7dff58a7cc99c587c6d8a1087f",
+        },
+    )
+)
+
+TASKS = ("sentiment", "topic")
+
+
+def text_task(name: str = "reviews", task: str = "sentiment") -> dict:
+    """A text dataset as one task: {"train": (texts, y), "test": (texts, y), "label_names": (...)}.
+
+    `sentiment` uses the dataset's labels; `topic` (the review corpus only) asks what a review is
+    about: its domain (film, hotel, product, restaurant).
+    """
+    if task not in TASKS:
+        raise ValueError(f"task={task!r} is not one of {TASKS}.")
+    arrays = load(name)
+    if task == "sentiment":
+        names = tuple(str(n) for n in arrays["label_names"])
+        ys = {split: arrays[f"y_{split}"] for split in ("train", "test")}
+    else:
+        if "domain_train" not in arrays:
+            raise ValueError(
+                f"Dataset {name!r} has no domains, so task='topic' is not available: "
+                "use task='sentiment' (or the 'reviews' dataset)."
+            )
+        names = tuple(sorted(set(arrays["domain_train"].tolist())))
+        ys = {
+            split: np.array([names.index(d) for d in arrays[f"domain_{split}"].tolist()])
+            for split in ("train", "test")
+        }
+    return {split: (arrays[f"text_{split}"].tolist(), ys[split]) for split in ("train", "test")} | {
+        "label_names": names
+    }
+
+
+# --- SST-2 (GLUE), downloaded with its published sha256 ------------------------------------------
+
+SST2_URL = "https://dl.fbaipublicfiles.com/glue/data/SST-2.zip"
+SST2_SHA256 = "d67e16fb55739c1b32cdce9877596db1c127dc322d93c082281f64057c16deaa"
+
+
+def parse_sst2(paths: dict[str, Path]) -> Arrays:
+    """GLUE's SST-2.zip -> arrays: its train split, and its labelled dev split as `test`."""
+    path = paths["SST-2.zip"]
+    texts: dict[str, list[str]] = {}
+    labels: dict[str, list[int]] = {}
+    try:
+        archive = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as exc:
+        raise ValueError(
+            f"{path} is not a readable zip archive: delete it and download again."
+        ) from exc
+    with archive:
+        for split, member in (("train", "SST-2/train.tsv"), ("test", "SST-2/dev.tsv")):
+            if member not in archive.namelist():
+                raise ValueError(f"{path} has no {member}: it is not GLUE's SST-2 archive.")
+            rows = _read_tsv(
+                archive.read(member).decode("utf-8"), ["sentence", "label"], f"{path}:{member}"
+            )
+            bad = sorted({label for _, label in rows} - {"0", "1"})
+            if bad:
+                raise ValueError(f"{path}:{member} has labels {bad[:5]}; SST-2 labels are 0 and 1.")
+            texts[split] = [sentence.strip() for sentence, _ in rows]
+            labels[split] = [int(label) for _, label in rows]
+    return _text_arrays(texts, labels, SENTIMENT_LABELS)
+
+
+SST2 = register(
+    DatasetSpec(
+        name="sst2",
+        description="Stanford Sentiment Treebank, binary (GLUE SST-2): 67,349 train phrases, the 872 "
+        "labelled dev sentences as test.",
+        licence="No explicit licence; research use (Socher et al., 2013), distributed by GLUE. "
+        "Downloaded, never redistributed by dlnb.",
+        homepage="https://nlp.stanford.edu/sentiment/",
+        sources=(
+            UrlSource(files=(RemoteFile(SST2_URL, SST2_SHA256, "SST-2.zip"),), parse=parse_sst2),
+        ),
+    )
+)
+
+# --- a synthetic task that only order can solve --------------------------------------------------
+
+ORDER_SPECIALS = ("[PAD]", "[CLS]", "A", "B")
+
+
+def order_task_vocab(n_fillers: int = 16) -> list[str]:
+    """Token strings of the order task: [PAD]=0, [CLS]=1, A=2, B=3, then lowercase fillers."""
+    if not 1 <= n_fillers <= 26:
+        raise ValueError(f"n_fillers must be between 1 and 26, got {n_fillers}.")
+    return list(ORDER_SPECIALS) + [chr(ord("a") + i) for i in range(n_fillers)]
+
+
+def make_order_task(
+    n: int, *, min_len: int = 6, max_len: int = 20, n_fillers: int = 16, seed: int = 0
+) -> Arrays:
+    """Sequences holding one A and one B among random fillers; label 1 when A comes before B.
+
+    The tokens of a sequence (a bag of words) are drawn without looking at the label: only the
+    order of A and B tells the classes apart, so any order-blind model scores 50% on average.
+    Returns `input_ids` (n, max_len + 1) with [CLS] first and [PAD] after the end,
+    `attention_mask` (1 = token) and `y`.
+    """
+    if not 2 <= min_len <= max_len:
+        raise ValueError(f"Need 2 <= min_len <= max_len, got min_len={min_len}, max_len={max_len}.")
+    rng = np.random.default_rng(seed)
+    first_filler = len(ORDER_SPECIALS)
+    ids = np.zeros((n, max_len + 1), dtype=np.int64)
+    mask = np.zeros((n, max_len + 1), dtype=np.int64)
+    y = rng.integers(0, 2, size=n)
+    lengths = rng.integers(min_len, max_len + 1, size=n)
+    for i, length in enumerate(lengths):
+        tokens = rng.integers(first_filler, first_filler + n_fillers, size=length)
+        p, q = np.sort(rng.choice(length, size=2, replace=False))
+        tokens[p], tokens[q] = (2, 3) if y[i] else (3, 2)
+        ids[i, 0] = 1
+        ids[i, 1 : length + 1] = tokens
+        mask[i, : length + 1] = 1
+    return {"input_ids": ids, "attention_mask": mask, "y": y.astype(np.int64)}
+
+
+def order_task_tokens(ids, attention_mask=None, n_fillers: int = 16) -> list[str]:
+    """Token strings of one sequence of the order task (padding left out when a mask is given)."""
+    vocab = order_task_vocab(n_fillers)
+    ids = np.asarray(ids)
+    if attention_mask is not None:
+        ids = ids[np.asarray(attention_mask).astype(bool)]
+    return [vocab[int(i)] for i in ids]
+
+
+def _order_task_arrays() -> Arrays:
+    train, test = make_order_task(4000, seed=0), make_order_task(1000, seed=1)
+    return {
+        f"{k}_{split}": v
+        for split, part in (("train", train), ("test", test))
+        for k, v in part.items()
+    }
+
+
+register(
+    DatasetSpec(
+        name="order-task",
+        description="Synthetic: does A come before B in a sequence of random letters? 4,000 train and "
+        "1,000 test sequences of 6-20 tokens; a bag of words is at chance by construction.",
+        licence="MIT (generated by dlnb)",
+        homepage="dlnb/text_data.py",
+        sources=(GeneratedSource(_order_task_arrays),),
+        checksums={
+            "attention_mask_test": "20f1578bc89d1dafd6fed5e87362900f35ca33b7606b417d8b9df553a9966649",
+            "attention_mask_train": "dead75acf565a25e61144c0514eca8051c76fb0d568f62ad216935fcf0c62b25",
+            "input_ids_test": "8e4b66a3bb059fbcb12987697d7082a846471e0fe72e8b70afecf9ba92d5f15e",
+            "input_ids_train": "affd6883883d5e0edd07f29f1ab4b448a21bc4e907c7582848a06476a15d1bb7",
+            "y_test": "4616171f2e616cdd99929a4da9af13cc70be838d1c4697c814a7578afc2a8102",
+            "y_train": "37921d5e7c4584d8a9632eea9497c932bce17853ad6973fd5983f5689e1cba77",
+        },
+    )
+)

@@ -1,0 +1,63 @@
+"""Training: the loop, one step, callbacks, history, checkpoints, precision, memory, DDP."""
+
+from __future__ import annotations
+
+from dlnb.train import distributed, launch
+from dlnb.train.callbacks import Callback, EarlyStopping, LivePlot, ProgressBar
+from dlnb.train.checkpoint import (
+    checkpoint_payload,
+    load_checkpoint,
+    restore,
+    save_checkpoint,
+    unwrap_model,
+)
+from dlnb.train.history import History
+from dlnb.train.loop import (
+    NonFiniteLossError,
+    TrainConfig,
+    TrainState,
+    evaluate,
+    fit,
+    predict,
+)
+from dlnb.train.measure import measure_fit
+from dlnb.train.memory import find_batch_size, is_out_of_memory
+from dlnb.train.precision import autocast, autocast_dtype
+from dlnb.train.step import (
+    call_model,
+    compute_loss,
+    count_correct,
+    split_batch,
+    to_device,
+)
+
+__all__ = [
+    "NonFiniteLossError",
+    "TrainConfig",
+    "TrainState",
+    "fit",
+    "evaluate",
+    "predict",
+    "to_device",
+    "split_batch",
+    "call_model",
+    "compute_loss",
+    "count_correct",
+    "Callback",
+    "EarlyStopping",
+    "ProgressBar",
+    "LivePlot",
+    "History",
+    "unwrap_model",
+    "save_checkpoint",
+    "load_checkpoint",
+    "checkpoint_payload",
+    "restore",
+    "autocast_dtype",
+    "autocast",
+    "is_out_of_memory",
+    "find_batch_size",
+    "measure_fit",
+    "distributed",
+    "launch",
+]

@@ -1,0 +1,442 @@
+"""One training loop for every model of the curriculum: `fit`, `evaluate`, `predict`.
+
+A batch is `(x, y)`; `x` is a Tensor (`model(x)`), a tuple of Tensors (`model(*x)`) or a dict of
+Tensors (`model(**x)`, e.g. a Hugging Face model, whose `.logits` are used). dlnb computes the
+loss from the logits, so the same loop serves CNNs, tabular models and transformers.
+
+The same `fit` runs unchanged under `torchrun`: when a process group is up (see
+`dlnb.train.distributed.init_distributed`) the model is wrapped in DistributedDataParallel, each rank
+trains on its shard of the data (the loader's batch size is per rank), metrics are summed over
+ranks, and only rank 0 prints progress and writes checkpoints.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Callable, Iterable
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from dlnb.runtime import pick_device, seed_everything
+from dlnb.train import distributed as dist
+from dlnb.train.callbacks import Callback, EarlyStopping, LivePlot, ProgressBar
+from dlnb.train.checkpoint import checkpoint_payload, load_checkpoint, restore, save_checkpoint
+from dlnb.train.history import History
+from dlnb.train.precision import autocast, autocast_dtype
+from dlnb.train.step import call_model, compute_loss, count_correct, split_batch, to_device
+
+__all__ = [
+    "Callback",
+    "EarlyStopping",
+    "History",
+    "LivePlot",
+    "NonFiniteLossError",
+    "ProgressBar",
+    "TrainConfig",
+    "TrainState",
+    "compute_loss",
+    "evaluate",
+    "fit",
+    "load_checkpoint",
+    "predict",
+    "save_checkpoint",
+]
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite."""
+
+
+@dataclass
+class TrainConfig:
+    """Everything `fit` needs to know besides the model and the data."""
+
+    epochs: int = 3
+    lr: float = 1e-3
+    optimizer: str = "adamw"  # "adamw" | "sgd"
+    weight_decay: float = 0.0
+    momentum: float = 0.9
+    scheduler: str | None = None  # None | "onecycle" | "cosine"
+    loss: str = "cross_entropy"  # "cross_entropy" | "mse" | "bce"
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None
+    grad_accum: int = 1
+    amp: str = "auto"  # "auto" (bf16/fp16 on CUDA, off elsewhere) | "off" | "bf16" | "fp16" (CUDA)
+    compile: bool = False
+    channels_last: bool = False
+    device: str = "auto"
+    seed: int = 0
+    deterministic: bool = False
+    checkpoint_dir: str | None = None
+    resume: bool = True
+    progress: bool = True
+    live_plot: bool = False
+    max_steps_per_epoch: int | None = None
+    param_groups: Callable[[nn.Module], list[dict]] | None = None
+
+    def __post_init__(self):
+        checks = {
+            "optimizer": (self.optimizer, ("adamw", "sgd")),
+            "scheduler": (self.scheduler, (None, "onecycle", "cosine")),
+            "loss": (self.loss, ("cross_entropy", "mse", "bce")),
+            "amp": (self.amp, ("auto", "off", "bf16", "fp16")),
+        }
+        for name, (value, allowed) in checks.items():
+            if value not in allowed:
+                raise ValueError(f"TrainConfig.{name}={value!r} is not one of {allowed}.")
+        if self.epochs < 1 or self.grad_accum < 1:
+            raise ValueError("TrainConfig.epochs and TrainConfig.grad_accum must be at least 1.")
+        if not self.lr > 0:
+            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}.")
+        if not 0.0 <= self.label_smoothing < 1.0:
+            raise ValueError(
+                f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}."
+            )
+        if self.grad_clip is not None and not self.grad_clip > 0:
+            raise ValueError(
+                f"TrainConfig.grad_clip must be positive or None, got {self.grad_clip}."
+            )
+        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
+            raise ValueError(
+                "TrainConfig.max_steps_per_epoch must be at least 1 (or None for all)."
+            )
+
+    def to_dict(self) -> dict:
+        """The config as plain values (callables left out), for checkpoints and reports."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "param_groups"}
+
+
+@dataclass
+class TrainState:
+    """What callbacks can see (and `stop`) while `fit` runs."""
+
+    model: nn.Module
+    optimizer: torch.optim.Optimizer
+    config: TrainConfig
+    device: torch.device
+    history: History
+    scheduler: object = None
+    scaler: object = None
+    train_loader: object = None
+    epoch: int = 0
+    step: int = 0
+    batch: int = 0
+    last_loss: float = math.nan
+    stop: bool = False
+    stop_reason: str = ""
+    epoch_metrics: dict = field(default_factory=dict)
+
+
+# --- optimizer, schedule, epochs ----------------------------------------------------------------
+
+
+def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
+    params = (
+        config.param_groups(model)
+        if config.param_groups
+        else [p for p in model.parameters() if p.requires_grad]
+    )
+    if config.optimizer == "sgd":
+        return torch.optim.SGD(
+            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
+        )
+    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
+
+
+def _steps_per_epoch(loader, config: TrainConfig) -> int:
+    batches = len(loader)
+    if config.max_steps_per_epoch:
+        batches = min(batches, config.max_steps_per_epoch * config.grad_accum)
+    return math.ceil(batches / config.grad_accum)
+
+
+def _make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
+    total = max(1, steps_per_epoch * config.epochs)
+    if config.scheduler == "onecycle":
+        max_lr = [g["lr"] for g in optimizer.param_groups]
+        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total)
+    if config.scheduler == "cosine":
+        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
+    return None
+
+
+def _reseed_epoch(loader, config: TrainConfig, epoch: int) -> None:
+    """Seed everything from (seed, epoch, rank) so an epoch replays identically after a resume."""
+    seed_everything(config.seed * 1000 + epoch + 7919 * dist.rank(), config.deterministic)
+    generator = getattr(loader, "generator", None)
+    if isinstance(generator, torch.Generator):
+        generator.manual_seed(config.seed * 1000 + epoch)
+    dist.set_epoch(loader, epoch)
+
+
+# --- the loop ------------------------------------------------------------------------------------
+
+
+def _rank_loaders(loaders, config: TrainConfig) -> tuple:
+    """This rank's train and valid loaders (the whole loaders in a single process)."""
+    train, valid = getattr(loaders, "train", None), getattr(loaders, "valid", None)
+    if train is None:
+        raise TypeError(
+            "fit needs loaders with a .train DataLoader (see dlnb.data.loaders.make_loaders)."
+        )
+    if dist.is_distributed():
+        train = dist.shard_loader(train, train=True, seed=config.seed)
+        valid = dist.shard_loader(valid, train=False) if valid is not None else None
+    return train, valid
+
+
+def _default_callbacks(callbacks: Iterable[Callback], config: TrainConfig) -> list[Callback]:
+    """The user's callbacks, plus a progress bar and live plot on rank 0 when asked for."""
+    callbacks = list(callbacks)
+    if dist.is_main_process():
+        if config.progress and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(ProgressBar())
+        if config.live_plot and not any(isinstance(c, LivePlot) for c in callbacks):
+            callbacks.append(LivePlot())
+    return callbacks
+
+
+def fit(
+    model: nn.Module, loaders, config: TrainConfig | None = None, callbacks: Iterable[Callback] = ()
+) -> History:
+    """Train `model` on `loaders.train`, validating on `loaders.valid` after each epoch."""
+    config = config or TrainConfig()
+    device = dist.rank_device(pick_device(config.device))
+    train_loader, valid_loader = _rank_loaders(loaders, config)
+    callbacks = _default_callbacks(callbacks, config)
+
+    seed_everything(config.seed, config.deterministic)
+    model.to(device)
+    if config.channels_last:
+        model.to(memory_format=torch.channels_last)
+    optimizer = _make_optimizer(model, config)
+    amp_dtype = autocast_dtype(config.amp, device)
+    state = TrainState(
+        model=model,
+        optimizer=optimizer,
+        config=config,
+        device=device,
+        history=History(),
+        scheduler=_make_scheduler(optimizer, config, _steps_per_epoch(train_loader, config)),
+        scaler=torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
+        train_loader=train_loader,
+    )
+    ckpt_path = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
+    if ckpt_path is not None and config.resume and ckpt_path.exists():
+        restore(state, load_checkpoint(ckpt_path), callbacks)  # every rank reads rank 0's file
+    ddp_model = dist.wrap_ddp(model, device) if dist.is_distributed() else None
+    train_model = ddp_model or model
+    forward_model = torch.compile(train_model) if config.compile else train_model
+    # Under DDP, evaluate the plain module: DDP's forward would sync buffers across ranks,
+    # which hangs when the ranks' validation shards have different numbers of batches.
+    eval_model = model if ddp_model is not None else forward_model
+    if dist.is_distributed():
+        dist.log(
+            f"DDP: {dist.world_size()} processes, {getattr(train_loader, 'batch_size', '?')} "
+            f"examples per rank per batch, {device.type} devices"
+        )
+
+    for cb in callbacks:
+        cb.on_fit_start(state)
+    while state.epoch < config.epochs and not state.stop:
+        state.epoch += 1
+        _reseed_epoch(train_loader, config, state.epoch)
+        for cb in callbacks:
+            cb.on_epoch_start(state)
+        start = time.perf_counter()
+        no_sync = ddp_model.no_sync if ddp_model is not None else contextlib.nullcontext
+        record = {
+            "epoch": state.epoch,
+            **_train_epoch(forward_model, state, amp_dtype, callbacks, no_sync),
+        }
+        if valid_loader is not None:
+            dist.sync_buffers(model)
+            sums = _evaluation_sums(
+                eval_model, valid_loader, device, config.loss, amp_dtype, config.channels_last
+            )
+            valid = _evaluation_metrics(dist.all_reduce_sum(sums), config.loss)
+            record.update({f"valid_{k}": v for k, v in valid.items()})
+        record["lr"] = optimizer.param_groups[0]["lr"]
+        record["seconds"] = time.perf_counter() - start
+        state.history.records.append(record)
+        state.epoch_metrics = record
+        for cb in callbacks:
+            cb.on_epoch_end(state)
+        if dist.is_distributed():  # one rank's callback stopping the run stops them all
+            state.stop = dist.all_reduce_sum({"stop": float(state.stop)})["stop"] > 0
+        if ckpt_path is not None:
+            if dist.is_main_process():
+                save_checkpoint(ckpt_path, checkpoint_payload(state, callbacks))
+            dist.barrier()
+    for cb in callbacks:
+        cb.on_fit_end(state)
+    state.history.stop_reason = state.stop_reason
+    return state.history
+
+
+def _train_epoch(model: nn.Module, state: TrainState, amp_dtype, callbacks, no_sync) -> dict:
+    config, device, optimizer = state.config, state.device, state.optimizer
+    model.train()
+    sync_every = 1 if device.type == "cpu" else 32
+    pending: list[tuple[torch.Tensor, int]] = []
+    loss_sum, seen, correct = 0.0, 0, torch.zeros((), device=device, dtype=torch.long)
+    classify = config.loss in ("cross_entropy", "bce")
+    k = config.grad_accum
+    n_batches = len(state.train_loader)
+    if config.max_steps_per_epoch:
+        n_batches = min(n_batches, config.max_steps_per_epoch * k)
+    optimizer.zero_grad(set_to_none=True)
+
+    def flush() -> None:  # one device sync for the pending losses, then plain Python
+        nonlocal loss_sum, seen, pending
+        if not pending:
+            return
+        losses = (
+            torch.stack([p[0] for p in pending]).tolist()
+            if len(pending) > 1
+            else [pending[0][0].item()]
+        )
+        for j, (value, (_, size)) in enumerate(zip(losses, pending, strict=True)):
+            if not math.isfinite(value):
+                raise NonFiniteLossError(
+                    f"The training loss became {value} at epoch {state.epoch}, batch "
+                    f"{state.batch - len(pending) + j + 1} (optimizer step {state.step}). Lower "
+                    "the learning rate, add grad_clip, check the inputs for NaN/Inf, or use "
+                    "amp='bf16' instead of fp16."
+                )
+            loss_sum += value * size
+            seen += size
+        state.last_loss = losses[-1]
+        pending = []
+
+    for i, batch in enumerate(state.train_loader):
+        if i >= n_batches:
+            break
+        state.batch = i + 1
+        x, y = split_batch(batch)
+        x, y = to_device(x, device, config.channels_last), to_device(y, device)
+        group_end = min((i // k + 1) * k, n_batches)  # the batch after which the optimizer steps
+        group_size = group_end - (i // k) * k  # the last group of an epoch may be shorter
+        # Under DDP, gradients are averaged across ranks only on the last micro-batch of a group.
+        with no_sync() if i + 1 < group_end else contextlib.nullcontext():
+            with autocast(device, amp_dtype):
+                logits = call_model(model, x)
+                loss = compute_loss(logits, y, config.loss, config.label_smoothing)
+            scaled = loss / group_size if group_size > 1 else loss
+            (state.scaler.scale(scaled) if state.scaler else scaled).backward()
+        if i + 1 == group_end:
+            _optimizer_step(state)
+        pending.append((loss.detach(), len(y)))
+        if classify:
+            correct += count_correct(logits.detach(), y, config.loss)
+        if len(pending) >= sync_every:
+            flush()
+        for cb in callbacks:
+            cb.on_batch_end(state)
+    flush()
+    totals = dist.all_reduce_sum({"loss": loss_sum, "seen": seen, "correct": int(correct)})
+    seen_all = max(totals["seen"], 1)
+    metrics = {"train_loss": totals["loss"] / seen_all}
+    if classify:
+        metrics["train_accuracy"] = totals["correct"] / seen_all
+    return metrics
+
+
+def _optimizer_step(state: TrainState) -> None:
+    config, optimizer, scaler = state.config, state.optimizer, state.scaler
+    if config.grad_clip is not None:
+        if scaler:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    if state.scheduler is not None:
+        state.scheduler.step()
+    state.step += 1
+
+
+@torch.no_grad()
+def _evaluation_sums(
+    model: nn.Module,
+    loader,
+    device: torch.device,
+    loss: str,
+    amp_dtype: torch.dtype | None,
+    channels_last: bool,
+) -> dict[str, float]:
+    """Summed loss, correct predictions and example count of `model` over `loader`."""
+    was_training = model.training
+    model.eval()
+    loss_sum = torch.zeros((), device=device, dtype=torch.float64)
+    correct = torch.zeros((), device=device, dtype=torch.long)
+    seen = 0
+    for batch in loader:
+        x, y = split_batch(batch)
+        x, y = to_device(x, device, channels_last), to_device(y, device)
+        with autocast(device, amp_dtype):
+            logits = call_model(model, x)
+        loss_sum += compute_loss(logits, y, loss).double() * len(y)
+        if loss != "mse":
+            correct += count_correct(logits, y, loss)
+        seen += len(y)
+    model.train(was_training)
+    return {"loss": float(loss_sum), "correct": int(correct), "seen": seen}
+
+
+def _evaluation_metrics(sums: dict[str, float], loss: str) -> dict:
+    if sums["seen"] == 0:
+        raise ValueError("evaluate got an empty loader: there is nothing to evaluate.")
+    mean = sums["loss"] / sums["seen"]
+    if loss == "mse":
+        return {"loss": mean, "rmse": math.sqrt(mean)}
+    return {"loss": mean, "accuracy": sums["correct"] / sums["seen"]}
+
+
+def evaluate(
+    model: nn.Module,
+    loader,
+    config_or_device=None,
+    loss: str = "cross_entropy",
+    *,
+    amp_dtype: torch.dtype | None = None,
+    channels_last: bool = False,
+) -> dict:
+    """Mean loss and accuracy (classification) or RMSE (mse) of `model` over `loader`."""
+    if isinstance(config_or_device, TrainConfig):
+        device = dist.rank_device(pick_device(config_or_device.device))
+        loss = config_or_device.loss
+        amp_dtype = autocast_dtype(config_or_device.amp, device)
+        channels_last = config_or_device.channels_last
+    else:
+        device = pick_device(config_or_device or _model_device(model))
+    sums = _evaluation_sums(model, loader, device, loss, amp_dtype, channels_last)
+    return _evaluation_metrics(sums, loss)
+
+
+@torch.no_grad()
+def predict(model: nn.Module, loader, device=None):
+    """Logits and targets of `model` over `loader`, as numpy arrays."""
+    device = pick_device(device or _model_device(model))
+    was_training = model.training
+    model.eval()
+    outputs, targets = [], []
+    for batch in loader:
+        x, y = split_batch(batch)
+        outputs.append(call_model(model, to_device(x, device)).float().cpu())
+        targets.append(y.cpu() if isinstance(y, torch.Tensor) else torch.as_tensor(y))
+    model.train(was_training)
+    return torch.cat(outputs).numpy(), torch.cat(targets).numpy()
+
+
+def _model_device(model: nn.Module) -> torch.device:
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")

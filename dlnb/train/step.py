@@ -1,0 +1,75 @@
+"""One batch of the training loop: moving it to the device, calling the model, the loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+
+def to_device(obj, device: torch.device, channels_last: bool = False):
+    """Move a Tensor, or the Tensors in a dict/tuple/list, to `device` (4-D floats to channels_last)."""
+    if isinstance(obj, torch.Tensor):
+        obj = obj.to(device, non_blocking=True)
+        if channels_last and obj.ndim == 4 and obj.is_floating_point():
+            obj = obj.contiguous(memory_format=torch.channels_last)
+        return obj
+    if isinstance(obj, dict):
+        return {k: to_device(v, device, channels_last) for k, v in obj.items()}
+    if isinstance(obj, (tuple, list)):
+        return type(obj)(to_device(v, device, channels_last) for v in obj)
+    return obj
+
+
+def split_batch(batch) -> tuple:
+    """A batch's `(x, y)`, or a clear error naming what the batch was instead."""
+    if isinstance(batch, (tuple, list)) and len(batch) == 2:
+        return batch[0], batch[1]
+    raise TypeError(
+        f"A batch must be a pair (x, y); got {type(batch).__name__}"
+        f"{' of length ' + str(len(batch)) if isinstance(batch, (tuple, list)) else ''}. "
+        "Make the dataset or collate_fn return (inputs, targets)."
+    )
+
+
+def call_model(model: nn.Module, x) -> torch.Tensor:
+    """`model(x)`, `model(*x)` or `model(**x)`, and the logits of what it returns."""
+    if isinstance(x, dict):
+        out = model(**x)
+    elif isinstance(x, (tuple, list)):
+        out = model(*x)
+    else:
+        out = model(x)
+    if hasattr(out, "logits"):
+        return out.logits
+    if isinstance(out, dict) and "logits" in out:
+        return out["logits"]
+    return out
+
+
+def compute_loss(
+    logits: torch.Tensor, y: torch.Tensor, loss: str, label_smoothing: float = 0.0
+) -> torch.Tensor:
+    """The loss named `loss` between model outputs and targets, with a clear shape error."""
+    if loss == "cross_entropy":
+        if logits.ndim != 2 or y.ndim != 1 or len(logits) != len(y):
+            raise ValueError(
+                f"cross_entropy needs logits (batch, classes) and integer targets (batch,); got "
+                f"{tuple(logits.shape)} and {tuple(y.shape)}."
+            )
+        return F.cross_entropy(logits.float(), y.long(), label_smoothing=label_smoothing)
+    out = logits.float().reshape(y.shape) if logits.numel() == y.numel() else None
+    if out is None:
+        raise ValueError(
+            f"{loss} needs one output per target; got {tuple(logits.shape)} and {tuple(y.shape)}."
+        )
+    if loss == "mse":
+        return F.mse_loss(out, y.float())
+    return F.binary_cross_entropy_with_logits(out, y.float())
+
+
+def count_correct(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:
+    """Number of correct predictions (argmax for cross_entropy, logit > 0 for bce), as a Tensor."""
+    if loss == "cross_entropy":
+        return (logits.argmax(dim=1) == y).sum()
+    return ((logits.reshape(y.shape) > 0).long() == y.long()).sum()

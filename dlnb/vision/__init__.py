@@ -1,0 +1,85 @@
+"""Vision: MNIST, digits and CIFAR-10, pretrained backbones, transfer learning experiments."""
+
+from __future__ import annotations
+
+from dlnb.vision.backbones import (
+    Preprocess,
+    TransferNet,
+    fetch_torchvision_weights,
+    imagenet_categories,
+    lite0_weights_path,
+    load_backbone,
+    load_weights,
+)
+from dlnb.vision.cifar import parse_cifar_batch
+from dlnb.vision.datasets import (
+    idx_bytes,
+    mnist_augment,
+    mnist_loaders,
+    mnist_tensors,
+    parse_idx,
+)
+from dlnb.vision.finetune import (
+    GradualUnfreezing,
+    discriminative_lr,
+    extract_features,
+    freeze,
+    linear_probe,
+    per_class_subset,
+    plot_top_k,
+    stage_param_groups,
+    top_k,
+    trainable_stages,
+    unfreeze,
+)
+from dlnb.vision.transfer import (
+    Recipe,
+    Task,
+    data_efficiency,
+    digit_augment,
+    fine_tune,
+    image_task,
+    mnist_task,
+    plot_curve,
+    probe,
+    recalibrate_batchnorm,
+    scratch,
+)
+
+__all__ = [
+    "idx_bytes",
+    "parse_idx",
+    "mnist_tensors",
+    "mnist_augment",
+    "mnist_loaders",
+    "parse_cifar_batch",
+    "Preprocess",
+    "TransferNet",
+    "lite0_weights_path",
+    "load_weights",
+    "fetch_torchvision_weights",
+    "load_backbone",
+    "imagenet_categories",
+    "freeze",
+    "unfreeze",
+    "trainable_stages",
+    "GradualUnfreezing",
+    "stage_param_groups",
+    "discriminative_lr",
+    "extract_features",
+    "linear_probe",
+    "per_class_subset",
+    "top_k",
+    "plot_top_k",
+    "Task",
+    "image_task",
+    "mnist_task",
+    "digit_augment",
+    "Recipe",
+    "probe",
+    "fine_tune",
+    "recalibrate_batchnorm",
+    "scratch",
+    "data_efficiency",
+    "plot_curve",
+]

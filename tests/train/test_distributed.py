@@ -1,0 +1,120 @@
+"""DDP helpers in a single process: defaults, sharded loaders, epochs. Multi-process behaviour
+is exercised for real (torchrun, gloo) in tests/test_scale.py."""
+
+import pytest
+import torch
+from torch.utils.data import DataLoader, TensorDataset
+
+from dlnb.data.loaders import make_loaders
+from dlnb.train import distributed as dd
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+
+def _indices(loader) -> list[int]:
+    return [int(v) for _, y in loader for v in y]
+
+
+@pytest.fixture
+def no_torchrun(monkeypatch):
+    for name in dd.TORCHRUN_VARS:
+        monkeypatch.delenv(name, raising=False)
+
+
+def test_a_plain_process_is_rank_0_of_1(no_torchrun, capsys):
+    assert not dd.launched_by_torchrun()
+    assert dd.init_distributed() is False
+    assert (dd.rank(), dd.world_size(), dd.local_rank()) == (0, 1, 0)
+    assert dd.is_main_process() and not dd.is_distributed()
+    assert dd.all_reduce_sum({"loss": 2.5, "n": 3}) == {"loss": 2.5, "n": 3}
+    assert dd.all_reduce_mean({"acc": 0.5}) == {"acc": 0.5}
+    dd.log("hello", 1)
+    dd.log("everyone", all_ranks=True)
+    assert capsys.readouterr().out == "hello 1\neveryone\n"
+    with dd.process_group() as joined:
+        assert joined is False
+    assert dd.rank_device(torch.device("cuda")) == torch.device("cuda")
+
+
+def test_backend_follows_the_hardware(no_torchrun, monkeypatch):
+    monkeypatch.delenv("DLNB_DIST_BACKEND", raising=False)
+    expected = "nccl" if torch.cuda.is_available() else "gloo"
+    assert dd.default_backend() == expected
+    monkeypatch.setenv("DLNB_DIST_BACKEND", "gloo")
+    assert dd.default_backend() == "gloo"
+
+
+def test_rank_device_picks_the_local_gpu(monkeypatch):
+    for name, value in {
+        "RANK": "3",
+        "WORLD_SIZE": "4",
+        "LOCAL_RANK": "1",
+        "MASTER_ADDR": "127.0.0.1",
+        "MASTER_PORT": "1",
+    }.items():
+        monkeypatch.setenv(name, value)
+    assert dd.launched_by_torchrun()
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 2)
+    assert dd.rank_device(torch.device("cuda")) == torch.device("cuda", 1)
+    assert dd.rank_device(torch.device("cuda:0")) == torch.device("cuda", 0)  # as asked
+    assert dd.rank_device(torch.device("cpu")) == torch.device("cpu")
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)  # more ranks than GPUs: share
+    assert dd.rank_device(torch.device("cuda")) == torch.device("cuda", 0)
+
+
+def test_nccl_only_when_every_local_rank_has_a_gpu(monkeypatch):
+    monkeypatch.delenv("DLNB_DIST_BACKEND", raising=False)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "device_count", lambda: 1)
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
+    assert dd.default_backend() == "gloo"  # two processes cannot share one GPU with NCCL
+    monkeypatch.setenv("LOCAL_WORLD_SIZE", "1")
+    assert dd.default_backend() == "nccl"
+
+
+@pytest.mark.parametrize("shuffle", [True, False])
+def test_training_shards_partition_each_epoch_and_reshuffle(shuffle):
+    ds = TensorDataset(torch.zeros(10, 1), torch.arange(10))
+    loader = DataLoader(ds, batch_size=2, shuffle=shuffle)
+    shards = [dd.shard_loader(loader, train=True, seed=0, ranks=(r, 2)) for r in range(2)]
+    epoch0 = [_indices(s) for s in shards]
+    assert sorted(epoch0[0] + epoch0[1]) == list(range(10))
+    assert all(s.batch_size == 2 for s in shards)
+    for s in shards:
+        dd.set_epoch(s, 1)
+    epoch1 = [_indices(s) for s in shards]
+    assert sorted(epoch1[0] + epoch1[1]) == list(range(10))
+    assert (epoch1 != epoch0) == shuffle
+
+
+def test_evaluation_shards_count_every_example_once():
+    ds = TensorDataset(torch.zeros(11, 1), torch.arange(11))
+    loader = DataLoader(ds, batch_size=4)
+    parts = [_indices(dd.shard_loader(loader, train=False, ranks=(r, 3))) for r in range(3)]
+    assert sorted(sum(parts, [])) == list(range(11))  # no padding, no duplicates
+
+
+def test_shard_loader_uses_a_loaders_own_shard_method():
+    from dlnb.data.resident import GpuLoader
+
+    loader = GpuLoader(torch.zeros(6, 1), torch.arange(6), batch_size=2, device="cpu")
+    shard = dd.shard_loader(loader, train=True, ranks=(1, 2))
+    assert (shard.rank, shard.world, shard.even) == (1, 2, True) and len(shard) == 2
+    assert dd.shard_loader(loader, train=False, ranks=(1, 2)).even is False
+
+
+def test_unshardable_loaders_are_a_clear_error():
+    with pytest.raises(TypeError, match="Cannot shard a list"):
+        dd.shard_loader([1, 2], train=True, ranks=(0, 2))
+    ds = TensorDataset(torch.zeros(4, 1), torch.arange(4))
+    custom = DataLoader(ds, batch_sampler=[[0, 1], [2, 3]])
+    with pytest.raises(TypeError, match="batch_sampler"):
+        dd.shard_loader(custom, train=True, ranks=(0, 2))
+
+
+def test_set_epoch_reaches_loader_or_sampler():
+    loaders = make_loaders(torch.zeros(8, 1), torch.arange(8), batch_size=2, valid_fraction=0.0)
+    shard = dd.shard_loader(loaders.train, train=True, ranks=(0, 2))
+    dd.set_epoch(shard, 7)
+    assert shard.sampler.epoch == 7
+    dd.set_epoch(loaders.train, 7)  # a plain loader has nothing to tell: no error

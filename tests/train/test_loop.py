@@ -1,0 +1,475 @@
+import math
+import os
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+from types import SimpleNamespace
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlnb.data.loaders import make_loaders
+from dlnb.models import MLP
+from dlnb.train.callbacks import Callback
+from dlnb.train.loop import (
+    NonFiniteLossError,
+    TrainConfig,
+    evaluate,
+    fit,
+    load_checkpoint,
+    predict,
+    save_checkpoint,
+)
+
+pytestmark = pytest.mark.usefixtures("single_thread")
+
+ROOT = Path(__file__).resolve().parents[2]
+CPU = {"device": "cpu", "progress": False}
+
+
+def blobs(n: int = 640, classes: int = 4, dim: int = 8, seed: int = 0):
+    """Gaussian blobs around well separated centres: a problem a small MLP solves."""
+    g = torch.Generator().manual_seed(seed)
+    centres = 3 * torch.randn(classes, dim, generator=g)
+    y = torch.randint(0, classes, (n,), generator=g)
+    return centres[y] + torch.randn(n, dim, generator=g), y
+
+
+@pytest.fixture
+def loaders():
+    x, y = blobs()
+    return make_loaders(
+        x[:512], y[:512], x[512:], y[512:], batch_size=32, valid_fraction=0.25, seed=0
+    )
+
+
+def small_model(seed: int = 0) -> nn.Module:
+    torch.manual_seed(seed)
+    return MLP(8, hidden=(32,), out_features=4)
+
+
+def leftovers(folder: Path) -> list[str]:
+    return sorted(p.name for p in folder.iterdir())
+
+
+# --- learning ------------------------------------------------------------------------------------
+
+
+def test_fit_learns_a_separable_problem(loaders):
+    model = small_model()
+    before = evaluate(model, loaders.test)
+    history = fit(model, loaders, TrainConfig(epochs=5, lr=1e-2, **CPU))
+    after = evaluate(model, loaders.test)
+    assert after["accuracy"] >= 0.95  # chance is 0.25
+    assert after["loss"] < before["loss"] / 4
+    assert history.last("valid_accuracy") >= 0.95
+
+
+def test_history_records_each_epoch_and_plots(loaders):
+    history = fit(small_model(), loaders, TrainConfig(epochs=3, lr=1e-2, scheduler="cosine", **CPU))
+    assert [r["epoch"] for r in history.records] == [1, 2, 3]
+    assert set(history.records[0]) == {
+        "epoch",
+        "train_loss",
+        "train_accuracy",
+        "valid_loss",
+        "valid_accuracy",
+        "lr",
+        "seconds",
+    }
+    assert history.records[-1]["lr"] < history.records[0]["lr"]  # the cosine schedule decays
+    assert all(r["seconds"] > 0 for r in history.records)
+    frame = history.to_frame()
+    assert list(frame.index) == [1, 2, 3] and "valid_loss" in frame
+    fig, axes = history.plot()
+    assert [len(ax.lines) for ax in axes] == [2, 2]  # train and valid, for loss and accuracy
+
+
+def test_same_seed_same_weights(loaders):
+    config = TrainConfig(epochs=2, lr=1e-2, seed=5, **CPU)
+    a, b = small_model(), small_model()
+    fit(a, loaders, config)
+    fit(b, loaders, config)
+    assert all(
+        torch.equal(p, q)
+        for p, q in zip(a.state_dict().values(), b.state_dict().values(), strict=True)
+    )
+
+
+def test_regression_with_mse_learns():
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(512, 5, generator=g)
+    y = x @ torch.tensor([1.0, -2.0, 0.5, 3.0, 0.0]) + 0.01 * torch.randn(512, generator=g)
+    data = make_loaders(x, y, batch_size=32, valid_fraction=0.25, seed=0)
+    torch.manual_seed(0)
+    model = nn.Linear(5, 1)
+    history = fit(model, data, TrainConfig(epochs=20, lr=5e-2, loss="mse", **CPU))
+    metrics = evaluate(model, data.valid, loss="mse")
+    assert metrics["rmse"] < 0.1 * float(y.std())
+    assert metrics["rmse"] == pytest.approx(math.sqrt(metrics["loss"]))
+    assert "valid_rmse" in history.records[-1] and "train_accuracy" not in history.records[-1]
+
+
+def test_binary_classification_with_bce_learns():
+    x, y = blobs(classes=2)
+    data = make_loaders(x, y.float(), batch_size=32, valid_fraction=0.25, seed=0)
+    torch.manual_seed(0)
+    model = MLP(8, hidden=(16,), out_features=1)
+    fit(model, data, TrainConfig(epochs=4, lr=1e-2, loss="bce", **CPU))
+    assert evaluate(model, data.valid, loss="bce")["accuracy"] >= 0.95  # chance is about 0.5
+
+
+class DictModel(nn.Module):
+    """Takes keyword inputs and returns an object with `.logits`, like a Hugging Face model."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = MLP(8, hidden=(32,), out_features=4)
+
+    def forward(self, features, scale):
+        return SimpleNamespace(logits=self.net(features * scale))
+
+
+class PairModel(nn.Module):
+    """Takes two positional inputs."""
+
+    def __init__(self):
+        super().__init__()
+        self.net = MLP(8, hidden=(32,), out_features=4)
+
+    def forward(self, a, b):
+        return self.net(a + b)
+
+
+class Pairs(torch.utils.data.Dataset):
+    def __init__(self, x, y, as_dict):
+        self.x, self.y, self.as_dict = x, y, as_dict
+
+    def __len__(self):
+        return len(self.y)
+
+    def __getitem__(self, i):
+        if self.as_dict:
+            return {"features": self.x[i], "scale": torch.ones(1)}, self.y[i]
+        return (self.x[i] / 2, self.x[i] / 2), self.y[i]
+
+
+@pytest.mark.parametrize("as_dict", [True, False])
+def test_dict_and_tuple_inputs(as_dict):
+    from torch.utils.data import DataLoader
+
+    x, y = blobs(n=512)
+    train = DataLoader(Pairs(x[:384], y[:384], as_dict), batch_size=32, shuffle=True)
+    valid = DataLoader(Pairs(x[384:], y[384:], as_dict), batch_size=64)
+    torch.manual_seed(0)
+    model = DictModel() if as_dict else PairModel()
+    history = fit(model, SimpleNamespace(train=train), TrainConfig(epochs=4, lr=1e-2, **CPU))
+    assert "valid_loss" not in history.records[-1]  # no .valid: no validation
+    assert evaluate(model, valid)["accuracy"] >= 0.95
+    logits, targets = predict(model, valid)
+    assert logits.shape == (128, 4) and np.array_equal(targets, y[384:].numpy())
+
+
+# --- evaluate and predict ------------------------------------------------------------------------
+
+
+def test_predict_and_evaluate_agree(loaders):
+    model = small_model()
+    fit(model, loaders, TrainConfig(epochs=1, lr=1e-2, **CPU))
+    model.train()
+    logits, targets = predict(model, loaders.test)
+    assert model.training  # the mode is restored
+    assert logits.shape == (128, 4) and logits.dtype == np.float32
+    assert np.array_equal(targets, loaders.test.dataset.tensors[1].numpy())
+    metrics = evaluate(model, loaders.test)
+    assert metrics["accuracy"] == pytest.approx((logits.argmax(1) == targets).mean())
+    expected = F.cross_entropy(torch.from_numpy(logits), torch.from_numpy(targets)).item()
+    assert metrics["loss"] == pytest.approx(expected, rel=1e-5)
+    assert evaluate(model, loaders.test, TrainConfig(**CPU)) == pytest.approx(metrics)
+
+
+def test_evaluate_of_nothing_is_an_error():
+    empty = torch.utils.data.DataLoader(
+        torch.utils.data.TensorDataset(torch.zeros(0, 8), torch.zeros(0).long())
+    )
+    with pytest.raises(ValueError, match="empty loader"):
+        evaluate(small_model(), empty)
+
+
+# --- bad input -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    "field, value",
+    [
+        ("optimizer", "adam"),
+        ("scheduler", "step"),
+        ("loss", "hinge"),
+        ("amp", "fp8"),
+        ("epochs", 0),
+        ("grad_accum", 0),
+        ("lr", 0.0),
+        ("label_smoothing", 1.0),
+        ("grad_clip", -1.0),
+        ("max_steps_per_epoch", 0),
+    ],
+)
+def test_bad_config_values_are_clear_errors(field, value):
+    with pytest.raises(ValueError, match=f"TrainConfig.{field}"):
+        TrainConfig(**{field: value})
+
+
+def test_bad_loaders_and_batches_are_clear_errors(loaders):
+    with pytest.raises(TypeError, match="fit needs loaders with a .train"):
+        fit(small_model(), [1, 2, 3], TrainConfig(**CPU))
+    triples = SimpleNamespace(train=[(torch.zeros(4, 8), torch.zeros(4).long(), torch.zeros(4))])
+    with pytest.raises(TypeError, match="A batch must be a pair"):
+        fit(small_model(), triples, TrainConfig(epochs=1, **CPU))
+    wrong_targets = SimpleNamespace(train=[(torch.zeros(4, 8), torch.zeros(4, 4).long())])
+    with pytest.raises(ValueError, match="cross_entropy needs logits"):
+        fit(small_model(), wrong_targets, TrainConfig(epochs=1, **CPU))
+
+
+class Poisoned:
+    """Clean batches, except one batch of one epoch whose input or target is `value`."""
+
+    def __init__(self, batches, epoch, batch, value, where):
+        self.batches, self.bad, self.value, self.where = batches, (epoch, batch), value, where
+        self.epoch = 0
+
+    def __len__(self):
+        return len(self.batches)
+
+    def __iter__(self):
+        self.epoch += 1
+        for i, (x, y) in enumerate(self.batches, start=1):
+            if (self.epoch, i) == self.bad:
+                x, y = x.clone(), y.clone()
+                (x if self.where == "x" else y)[0] = self.value
+            yield x, y
+
+
+@pytest.mark.parametrize(
+    "value, loss, where, shown",
+    [
+        (math.nan, "cross_entropy", "x", "nan"),
+        (math.inf, "mse", "y", "inf"),
+    ],
+)
+def test_a_non_finite_loss_stops_naming_epoch_and_batch(value, loss, where, shown):
+    x, y = blobs(n=160)
+    target = y if loss == "cross_entropy" else y.float()
+    batches = [(x[i : i + 32], target[i : i + 32]) for i in range(0, 160, 32)]
+    model = small_model() if loss == "cross_entropy" else nn.Linear(8, 1)
+    train = Poisoned(batches, epoch=2, batch=3, value=value, where=where)
+    with pytest.raises(NonFiniteLossError) as err:
+        fit(model, SimpleNamespace(train=train), TrainConfig(epochs=3, loss=loss, **CPU))
+    assert f"became {shown} at epoch 2, batch 3" in str(err.value)
+    assert "Lower the learning rate" in str(err.value)
+
+
+# --- checkpoints ---------------------------------------------------------------------------------
+
+
+def test_checkpoints_load_with_weights_only(loaders, tmp_path):
+    model = small_model()
+    fit(model, loaders, TrainConfig(epochs=2, lr=1e-2, checkpoint_dir=str(tmp_path), **CPU))
+    assert leftovers(tmp_path) == ["last.pt"]
+    ckpt = torch.load(tmp_path / "last.pt", weights_only=True)
+    assert ckpt["epoch"] == 2 and len(ckpt["history"]) == 2
+    assert all(torch.equal(ckpt["model"][k], v) for k, v in model.state_dict().items())
+    assert load_checkpoint(tmp_path / "last.pt")["step"] == ckpt["step"] > 0
+
+
+def test_load_checkpoint_refuses_pickled_code(tmp_path):
+    path = tmp_path / "evil.pt"
+    torch.save({"model": {}, "payload": SimpleNamespace(run="rm -rf /")}, path)
+    with pytest.raises(RuntimeError, match="could not be read") as err:
+        load_checkpoint(path)
+    assert str(path) in str(err.value)
+
+
+def failing_save(obj, f, *args, **kwargs):
+    f.write(b"half a checkpoint")
+    raise OSError("disk full")
+
+
+def test_a_failed_save_leaves_no_partial_file(tmp_path, monkeypatch):
+    path = tmp_path / "last.pt"
+    save_checkpoint(path, {"epoch": 1})
+    good = path.read_bytes()
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(path, {"epoch": 2})
+    assert path.read_bytes() == good and leftovers(tmp_path) == ["last.pt"]
+    with pytest.raises(OSError, match="disk full"):
+        save_checkpoint(tmp_path / "new.pt", {"epoch": 1})
+    assert leftovers(tmp_path) == ["last.pt"]
+
+
+def test_fit_writes_no_partial_checkpoint_when_saving_fails(loaders, tmp_path, monkeypatch):
+    monkeypatch.setattr(torch, "save", failing_save)
+    with pytest.raises(OSError, match="disk full"):
+        fit(small_model(), loaders, TrainConfig(epochs=1, checkpoint_dir=str(tmp_path), **CPU))
+    assert leftovers(tmp_path) == []
+
+
+@pytest.mark.parametrize("damage", ["garbage", "truncated"])
+def test_a_corrupt_checkpoint_is_a_clear_error(loaders, tmp_path, damage):
+    path = tmp_path / "last.pt"
+    if damage == "garbage":
+        path.write_bytes(b"this is not a checkpoint")
+    else:
+        fit(small_model(), loaders, TrainConfig(epochs=1, checkpoint_dir=str(tmp_path), **CPU))
+        path.write_bytes(path.read_bytes()[:2000])
+    with pytest.raises(RuntimeError) as err:
+        fit(small_model(), loaders, TrainConfig(epochs=2, checkpoint_dir=str(tmp_path), **CPU))
+    message = str(err.value)
+    assert f"Checkpoint {path} could not be read" in message
+    assert "corrupt" in message and "Delete it to start the run over" in message
+
+
+class EpochsRun(Callback):
+    def __init__(self):
+        self.epochs = []
+
+    def on_epoch_start(self, state):
+        self.epochs.append(state.epoch)
+
+
+def test_a_finished_run_is_not_trained_again_and_resume_false_starts_over(loaders, tmp_path):
+    config = TrainConfig(epochs=2, lr=1e-2, checkpoint_dir=str(tmp_path), **CPU)
+    first = small_model()
+    fit(first, loaders, config)
+    again, ran = small_model(seed=1), EpochsRun()
+    history = fit(again, loaders, config, callbacks=[ran])
+    assert ran.epochs == [] and len(history) == 2
+    assert all(
+        torch.equal(p, q) for p, q in zip(first.parameters(), again.parameters(), strict=True)
+    )
+    fresh, ran = small_model(), EpochsRun()
+    fit(
+        fresh,
+        loaders,
+        TrainConfig(epochs=2, lr=1e-2, checkpoint_dir=str(tmp_path), resume=False, **CPU),
+        callbacks=[ran],
+    )
+    assert ran.epochs == [1, 2]
+
+
+# --- resume after an interruption ------------------------------------------------------------------
+
+TRAIN_SCRIPT = textwrap.dedent('''
+    """Train a small model with checkpoints; optionally hang mid-epoch so the test can kill us."""
+    import sys, time
+    from pathlib import Path
+
+    import torch
+
+    from dlnb.data.loaders import make_loaders
+    from dlnb.models import MLP
+    from dlnb.train.callbacks import Callback
+    from dlnb.train.loop import TrainConfig, fit
+
+    torch.set_num_threads(1)
+
+
+    class Hang(Callback):
+        def __init__(self, epoch, marker):
+            self.epoch, self.marker = epoch, marker
+
+        def on_batch_end(self, state):
+            if state.epoch == self.epoch and state.batch == 3:
+                Path(self.marker).touch()
+                time.sleep(300)
+
+
+    class EpochsRun(Callback):
+        def __init__(self):
+            self.epochs = []
+
+        def on_epoch_start(self, state):
+            self.epochs.append(state.epoch)
+
+
+    def run(checkpoint_dir, out, hang_epoch=0):
+        g = torch.Generator().manual_seed(0)
+        x = torch.randn(256, 10, generator=g)
+        y = (x[:, 0] > 0).long() + (x[:, 1] > 0).long()
+        loaders = make_loaders(x, y, batch_size=32, valid_fraction=0.25, seed=0)
+        torch.manual_seed(123)
+        model = MLP(10, hidden=(32,), out_features=3, dropout=0.2)
+        config = TrainConfig(epochs=4, lr=3e-3, scheduler="onecycle", seed=7, deterministic=True,
+                             checkpoint_dir=checkpoint_dir, device="cpu", progress=False)
+        ran = EpochsRun()
+        history = fit(model, loaders, config, callbacks=[Hang(hang_epoch, out + ".hanging"), ran])
+        torch.save({"model": model.state_dict(), "epochs_run": ran.epochs,
+                    "train_loss": history["train_loss"], "valid_loss": history["valid_loss"]}, out)
+
+
+    args = sys.argv[1:]
+    for i in range(0, len(args), 3):
+        run(args[i], args[i + 1], int(args[i + 2]))
+''')
+
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
+    script = tmp_path / "train_script.py"
+    script.write_text(TRAIN_SCRIPT)
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    ref, run_dir = tmp_path / "reference.pt", tmp_path / "run"
+    interrupted, resumed = tmp_path / "interrupted.pt", tmp_path / "resumed.pt"
+
+    # An uninterrupted run, then the same run hanging in epoch 3 until it is killed.
+    log = tmp_path / "interrupted.log"
+    with open(log, "w") as out:
+        proc = subprocess.Popen(
+            [
+                sys.executable,
+                str(script),
+                str(tmp_path / "ref_run"),
+                str(ref),
+                "0",
+                str(run_dir),
+                str(interrupted),
+                "3",
+            ],
+            env=env,
+            stdout=out,
+            stderr=subprocess.STDOUT,
+        )
+        marker = Path(str(interrupted) + ".hanging")
+        deadline = time.monotonic() + 180
+        while not marker.exists():
+            if proc.poll() is not None or time.monotonic() > deadline:
+                proc.kill()
+                proc.wait()
+                pytest.fail(f"the training script never reached epoch 3:\n{log.read_text()}")
+            time.sleep(0.1)
+        proc.kill()  # SIGKILL: no handler, no cleanup, like a crash or a pre-empted job
+        proc.wait()
+    assert not interrupted.exists()
+    assert load_checkpoint(run_dir / "last.pt")["epoch"] == 2  # epoch 3 was lost mid-way
+    assert [p.name for p in run_dir.iterdir()] == ["last.pt"]
+
+    # A new process resumes from the checkpoint and finishes the run.
+    done = subprocess.run(
+        [sys.executable, str(script), str(run_dir), str(resumed), "0"],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=180,
+    )
+    assert done.returncode == 0, done.stderr
+    a, b = torch.load(ref, weights_only=True), torch.load(resumed, weights_only=True)
+    assert a["epochs_run"] == [1, 2, 3, 4] and b["epochs_run"] == [3, 4]
+    assert a["model"].keys() == b["model"].keys()
+    for key in a["model"]:  # bit-for-bit identical, not merely close
+        assert torch.equal(a["model"][key], b["model"][key]), key
+    assert a["train_loss"] == b["train_loss"] and a["valid_loss"] == b["valid_loss"]
