@@ -29,7 +29,18 @@ _API = {
     "Timer": "dlnb.runtime",
     "record": "dlnb.recording",
 }
-_AREAS = ("data", "train", "vision", "text", "tabular", "interpret", "deploy", "models", "plots")
+_AREAS = (
+    "data",
+    "train",
+    "vision",
+    "text",
+    "tabular",
+    "interpret",
+    "deploy",
+    "models",
+    "plots",
+    "runtime",
+)
 
 __all__ = [
     "Callback",
@@ -51,6 +62,7 @@ __all__ = [
     "plots",
     "predict",
     "record",
+    "runtime",
     "seed_everything",
     "tabular",
     "text",
@@ -59,7 +71,7 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from dlnb import data, deploy, interpret, models, plots, tabular, text, train, vision
+    from dlnb import data, deploy, interpret, models, plots, runtime, tabular, text, train, vision
     from dlnb.data.loaders import Loaders, make_loaders
     from dlnb.data.registry import load
     from dlnb.recording import record

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dlnb.interpret.attribution import (
+    BASELINES,
+    METHODS,
     Attribution,
     TokenAttribution,
     attribute,
@@ -32,6 +34,8 @@ from dlnb.interpret.tabular import attribute_tabular, importance_table, xgboost_
 from dlnb.interpret.widgets import ImageAttributionExplorer, TextAttributionView
 
 __all__ = [
+    "METHODS",
+    "BASELINES",
     "Attribution",
     "TokenAttribution",
     "find_layer",

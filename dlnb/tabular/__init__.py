@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlnb.tabular.catalog import parse_adult, parse_california, parse_covtype
-from dlnb.tabular.comparison import Budget, batches, compare, scores
+from dlnb.tabular.comparison import MODELS, Budget, batches, compare, scores
 from dlnb.tabular.fairness import (
     apply_thresholds,
     disparities,
@@ -19,7 +19,7 @@ from dlnb.tabular.models import (
     sample_params,
 )
 from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
-from dlnb.tabular.results import Audit, Results, scoreboard
+from dlnb.tabular.results import NAMES, Audit, Results, scoreboard
 from dlnb.tabular.tables import (
     Table,
     check_target,
@@ -33,6 +33,8 @@ from dlnb.tabular.tables import (
 )
 
 __all__ = [
+    "MODELS",
+    "NAMES",
     "Table",
     "check_target",
     "infer_task",

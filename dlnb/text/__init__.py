@@ -2,20 +2,6 @@
 
 from __future__ import annotations
 
-from dlnb.text.transformer import (
-    EncoderBlock,
-    EncoderConfig,
-    EncoderOutput,
-    MultiHeadSelfAttention,
-    TransformerEncoder,
-    attention,
-    attention_maps,
-    causal_mask,
-    padding_mask,
-    plot_attention,
-    plot_cls_attention,
-    sinusoidal_positions,
-)
 from dlnb.text.datasets import (
     make_order_task,
     order_task_tokens,
@@ -42,6 +28,20 @@ from dlnb.text.finetune import (
     tfidf_classifier,
     token_loaders,
     tokenize,
+)
+from dlnb.text.transformer import (
+    EncoderBlock,
+    EncoderConfig,
+    EncoderOutput,
+    MultiHeadSelfAttention,
+    TransformerEncoder,
+    attention,
+    attention_maps,
+    causal_mask,
+    padding_mask,
+    plot_attention,
+    plot_cls_attention,
+    sinusoidal_positions,
 )
 
 __all__ = [

@@ -13,6 +13,8 @@ from dlnb.vision.backbones import (
 )
 from dlnb.vision.cifar import parse_cifar_batch
 from dlnb.vision.datasets import (
+    MNIST_MEAN,
+    MNIST_STD,
     idx_bytes,
     mnist_augment,
     mnist_loaders,
@@ -33,6 +35,7 @@ from dlnb.vision.finetune import (
     unfreeze,
 )
 from dlnb.vision.transfer import (
+    METHODS,
     Recipe,
     Task,
     data_efficiency,
@@ -47,6 +50,9 @@ from dlnb.vision.transfer import (
 )
 
 __all__ = [
+    "METHODS",
+    "MNIST_MEAN",
+    "MNIST_STD",
     "idx_bytes",
     "parse_idx",
     "mnist_tensors",
