@@ -32,7 +32,7 @@ help:
 	@echo "make lab      JupyterLab with the project's kernel"
 	@echo "make nightly  the full profile (GPU runner)"
 	@echo "make data     fetch and verify every dataset into \$$DLNB_DATA"
-	@echo "make lint     ruff"
+	@echo "make lint     ruff format --check, ruff check, mypy"
 	@echo "USE_VENV=0    use the current Python environment instead of .venv"
 
 setup: $(SETUP)
@@ -56,8 +56,12 @@ test: $(SETUP)
 lab: $(SETUP)
 	$(PY) -m jupyter lab notebooks/
 
+LINTED := dlnb nbs_ci tests benchmarks
+
 lint: $(SETUP)
-	$(PY) -m ruff check dlnb nbs_ci tests benchmarks
+	$(PY) -m ruff format --check $(LINTED)
+	$(PY) -m ruff check $(LINTED)
+	$(PY) -m mypy
 
 data: $(SETUP)
 	$(PY) -m dlnb data pull

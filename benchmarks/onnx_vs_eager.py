@@ -19,7 +19,7 @@ import torch
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from dlnb import bench, data, deploy  # noqa: E402
+from dlnb import deploy, vision  # noqa: E402
 from dlnb.models import LeNet5  # noqa: E402
 
 
@@ -37,7 +37,7 @@ def main() -> None:
     torch.set_num_threads(a.threads)
     torch.manual_seed(0)
     model = LeNet5().eval()  # latency does not depend on the weights' values
-    x, _ = data.mnist_tensors("test", subset=a.large_batch, seed=0)
+    x, _ = vision.mnist_tensors("test", subset=a.large_batch, seed=0)
     with tempfile.TemporaryDirectory() as tmp:
         path = deploy.export_onnx(model, x[:2], Path(tmp) / "lenet5.onnx")
         runtimes = {
@@ -46,7 +46,7 @@ def main() -> None:
             "onnxruntime": deploy.ort_session(path, threads=a.threads),
         }
         deploy.parity(model, runtimes["onnxruntime"], x.numpy())  # raises if the export is wrong
-        df = bench.benchmark(
+        df = deploy.benchmark(
             runtimes, x.numpy(), batch_sizes=(1, 32, a.large_batch), iters=a.iters, max_seconds=4.0
         )
     print(
@@ -54,8 +54,8 @@ def main() -> None:
         f"torch {torch.__version__} threads={df.attrs['torch_threads']}, ONNX Runtime intra-op threads={a.threads}"
     )
     print(df.round(3).to_string(index=False))
-    one = bench.speedup(df, "eager", "onnxruntime", 1, "p50_ms")
-    large = bench.speedup(df, "eager", "onnxruntime", a.large_batch, "throughput_per_s")
+    one = deploy.speedup(df, "eager", "onnxruntime", 1, "p50_ms")
+    large = deploy.speedup(df, "eager", "onnxruntime", a.large_batch, "throughput_per_s")
     print(
         f"ONNX Runtime / eager at batch 1 (p50 latency): {one:.2f}x (target >= 2x: {'met' if one >= 2 else 'MISSED'})"
     )

@@ -2,7 +2,7 @@
 
     python benchmarks/serve_batching.py [--clients 32] [--requests 2000] [--rounds 3]
 
-Serves LeNet-5 (ONNX Runtime) with `python -m dlnb.serve` in a separate process, once with
+Serves LeNet-5 (ONNX Runtime) with `python -m dlnb serve` in a separate process, once with
 `--no-batching` and once with `--max-batch-size 32`, alternating over `rounds` so both see the
 same machine noise; the clients (one sample per request, real MNIST test digits, every answer
 checked) run in this process. Prints throughput, p50/p99 latency, the mean batch size the
@@ -29,7 +29,7 @@ import torch
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from dlnb import bench, data, deploy, serve  # noqa: E402
+from dlnb import deploy, vision  # noqa: E402
 from dlnb.models import LeNet5  # noqa: E402
 
 
@@ -40,7 +40,7 @@ def _free_port() -> int:
 
 
 def _server(model: Path, threads: int, extra: list[str]) -> tuple[subprocess.Popen, str]:
-    """Start `python -m dlnb.serve` and wait until it answers /healthz."""
+    """Start `python -m dlnb serve` and wait until it answers /healthz."""
     import httpx
 
     port = _free_port()
@@ -48,7 +48,8 @@ def _server(model: Path, threads: int, extra: list[str]) -> tuple[subprocess.Pop
         [
             sys.executable,
             "-m",
-            "dlnb.serve",
+            "dlnb",
+            "serve",
             "--model",
             str(model),
             "--port",
@@ -93,11 +94,11 @@ def _breakdown(path: Path, x: np.ndarray, threads: int) -> dict:
     cost = {}
     for name, call in {
         "json_decode": lambda: json.loads(body),
-        "validate": lambda: serve.parse_inputs(json.loads(body), x.shape[1:]),
+        "validate": lambda: deploy.parse_inputs(json.loads(body), x.shape[1:]),
         "model_batch1": lambda: fn(xs[:1]),
         "model_batch32": lambda: fn(xs),
     }.items():
-        times = bench.time_calls(lambda _, call=call: call(), None, 300)
+        times = deploy.time_calls(lambda _, call=call: call(), None, 300)
         cost[name] = 1e6 * float(np.median(times[50:]))
     cost["validate"] -= cost["json_decode"]
     return cost
@@ -114,7 +115,7 @@ def main() -> None:
     a = p.parse_args()
     torch.manual_seed(0)
     model = LeNet5().eval()
-    x, _ = data.mnist_tensors("test", subset=512, seed=0)
+    x, _ = vision.mnist_tensors("test", subset=512, seed=0)
     modes = {
         "no batching": ["--no-batching"],
         "batching (max 32, 2 ms)": ["--max-batch-size", "32", "--max-wait-ms", "2"],
@@ -127,10 +128,10 @@ def main() -> None:
             for mode, extra in modes.items():
                 proc, url = _server(path, a.threads, extra)
                 try:
-                    bench.load_test(
+                    deploy.load_test(
                         url, x.numpy(), expected=expected, clients=a.clients, requests=200
                     )  # warm-up
-                    res = bench.load_test(
+                    res = deploy.load_test(
                         url, x.numpy(), expected=expected, clients=a.clients, requests=a.requests
                     )
                     rows.append(

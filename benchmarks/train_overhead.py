@@ -22,10 +22,10 @@ import torch.nn.functional as F
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout
 
 from dlnb.data.loaders import make_loaders
-from dlnb.data.resident import gpu_loaders  # noqa: E402
 from dlnb.models import LeNet5  # noqa: E402
 from dlnb.runtime import Timer, pick_device  # noqa: E402
-from dlnb.train.loop import TrainConfig, fit  # noqa: E402
+from dlnb.train.config import TrainConfig  # noqa: E402
+from dlnb.train.loop import fit  # noqa: E402
 from dlnb.vision.datasets import mnist_tensors  # noqa: E402
 
 
@@ -59,10 +59,8 @@ def hand_loop(model, loaders, epochs: int, lr: float, seed: int, device: torch.d
 
 def dlnb_loop(model, loaders, epochs: int, lr: float, seed: int, device: torch.device) -> dict:
     """The same training with `dlnb.fit`."""
-    config = TrainConfig(
-        epochs=epochs, lr=lr, seed=seed, device=str(device), amp="off", progress=False
-    )
-    return fit(model, loaders, config).records[-1]
+    config = TrainConfig(epochs=epochs, lr=lr, seed=seed, amp="off", progress=False)
+    return fit(model, loaders, config, device=device).records[-1]
 
 
 def timed(loop, loaders, args, device) -> tuple[float, float, torch.nn.Module]:
@@ -126,17 +124,17 @@ def gpu_throughput(args, device: torch.device) -> float:
     x, y = mnist_tensors("train", seed=args.seed)
     candidates = {
         "DataLoader": make_loaders(x, y, batch_size=512, seed=args.seed, valid_fraction=0.0),
-        "GpuLoader": gpu_loaders(
+        "GpuLoader": make_loaders(
             x, y, batch_size=512, seed=args.seed, valid_fraction=0.0, device=device
         ),
     }
-    config = TrainConfig(epochs=1, lr=2e-3, seed=args.seed, device=str(device), progress=False)
+    config = TrainConfig(epochs=1, lr=2e-3, seed=args.seed, progress=False)
     rates = {name: [] for name in candidates}
     for i in range(args.repeats + 1):
         for name, loaders in candidates.items():
             torch.manual_seed(args.seed)
             with Timer(device) as t:
-                fit(LeNet5(), loaders, config)
+                fit(LeNet5(), loaders, config, device=device)
             if i > 0:  # the first round warms up cuDNN and the allocator
                 rates[name].append(len(x) / t.seconds)
     medians = {name: statistics.median(r) for name, r in rates.items()}

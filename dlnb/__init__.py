@@ -17,7 +17,7 @@ _API = {
     "fit": "dlnb.train.loop",
     "evaluate": "dlnb.train.loop",
     "predict": "dlnb.train.loop",
-    "TrainConfig": "dlnb.train.loop",
+    "TrainConfig": "dlnb.train.config",
     "Callback": "dlnb.train.callbacks",
     "EarlyStopping": "dlnb.train.callbacks",
     "load": "dlnb.data.registry",
@@ -37,6 +37,7 @@ _AREAS = (
     "tabular",
     "interpret",
     "deploy",
+    "experiments",
     "models",
     "plots",
     "runtime",
@@ -53,6 +54,7 @@ __all__ = [
     "deploy",
     "doctor",
     "evaluate",
+    "experiments",
     "fit",
     "interpret",
     "load",
@@ -71,13 +73,26 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
-    from dlnb import data, deploy, interpret, models, plots, runtime, tabular, text, train, vision
+    from dlnb import (
+        data,
+        deploy,
+        experiments,
+        interpret,
+        models,
+        plots,
+        runtime,
+        tabular,
+        text,
+        train,
+        vision,
+    )
     from dlnb.data.loaders import Loaders, make_loaders
     from dlnb.data.registry import load
     from dlnb.recording import record
     from dlnb.runtime import Timer, doctor, pick_device, seed_everything
     from dlnb.train.callbacks import Callback, EarlyStopping
-    from dlnb.train.loop import TrainConfig, evaluate, fit, predict
+    from dlnb.train.config import TrainConfig
+    from dlnb.train.loop import evaluate, fit, predict
 
 
 def __getattr__(name: str) -> Any:

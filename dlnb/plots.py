@@ -5,16 +5,23 @@ Every function takes an optional `ax=` and returns `(fig, ax)`.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, cast
+
 import numpy as np
 
+if TYPE_CHECKING:
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure
 
-def _axes(ax, figsize):
+
+def axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
+    """`(ax.figure, ax)`, or with `ax=None` a new figure of `figsize` and its one axes."""
+    if ax is not None:
+        return cast("Figure", ax.figure), ax
     import matplotlib.pyplot as plt
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=figsize)
-        return fig, ax
-    return ax.figure, ax
+    fig, ax = plt.subplots(figsize=figsize)
+    return fig, ax
 
 
 def image_grid(images, titles=None, ncols: int = 8, ax=None, cmap: str = "gray"):
@@ -29,7 +36,7 @@ def image_grid(images, titles=None, ncols: int = 8, ax=None, cmap: str = "gray")
     n = len(images)
     nrows = int(np.ceil(n / ncols))
     h, w = images.shape[1:3]
-    fig, ax = _axes(ax, (1.2 * ncols, 1.4 * nrows))
+    fig, ax = axes(ax, (1.2 * ncols, 1.4 * nrows))
     canvas = np.full((nrows * (h + 2), ncols * (w + 2)) + images.shape[3:], np.nan)
     for i, img in enumerate(images):
         r, c = divmod(i, ncols)
@@ -69,7 +76,7 @@ def plot_confusion(y_true, y_pred, labels=None, normalize: bool = False, ax=None
 
     matrix = confusion_matrix(y_true, y_pred, len(labels) if labels is not None else None)
     data = matrix / matrix.sum(axis=1, keepdims=True).clip(min=1) if normalize else matrix
-    fig, ax = _axes(ax, (6, 5))
+    fig, ax = axes(ax, (6, 5))
     sns.heatmap(
         data,
         annot=True,

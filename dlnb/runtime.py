@@ -1,4 +1,4 @@
-"""Devices, seeding, an environment report, memory statistics and honest timing."""
+"""Devices, seeding, thread caps, atomic writes, an environment report, memory and honest timing."""
 
 from __future__ import annotations
 
@@ -7,11 +7,17 @@ import platform
 import random
 import re
 import subprocess
+import tempfile
 import time
 import warnings
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 import torch
+from torch import nn
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -32,6 +38,12 @@ def pick_device(device: str | torch.device = "auto") -> torch.device:
     if mps is not None and mps.is_available():
         return torch.device("mps")
     return torch.device("cpu")
+
+
+def model_device(model: nn.Module) -> torch.device:
+    """The device of the model's first parameter (CPU for a model without parameters)."""
+    param = next(model.parameters(), None)
+    return param.device if param is not None else torch.device("cpu")
 
 
 def seed_everything(seed: int, deterministic: bool = False) -> None:
@@ -76,6 +88,38 @@ class Timer:
     def __exit__(self, *exc) -> None:
         sync(self.device)
         self.seconds = time.perf_counter() - self._start
+
+
+@contextmanager
+def cpu_threads(threads: int | None) -> Iterator[None]:
+    """Cap torch's intra-op CPU threads inside the block (no change when `threads` is None)."""
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+@contextmanager
+def atomic_write(path: str | Path, suffix: str = ".tmp") -> Iterator[BinaryIO]:
+    """Write `path` through a binary temporary file beside it, fsynced and renamed into place.
+
+    An error inside the block removes the temporary file and leaves `path` as it was.
+    """
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=suffix)
+    try:
+        with os.fdopen(fd, "wb") as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.chmod(tmp, 0o644)
+        os.replace(tmp, path)
+    finally:
+        Path(tmp).unlink(missing_ok=True)
 
 
 def memory_stats(device: str | torch.device | None = None) -> dict[str, float]:

@@ -43,7 +43,7 @@ def main(argv: list[str] | None = None) -> int:
     except (ManifestError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
-    return 0 if summary["ok"] else 1
+    return 0 if summary.ok else 1
 
 
 if __name__ == "__main__":

@@ -16,29 +16,30 @@ def parameter_problems(source: str) -> list[str]:
         tree = ast.parse(source)
     except SyntaxError as e:
         return [f"parameters cell is not valid Python ({e.msg}, line {e.lineno})"]
-    problems, names = [], set()
+    problems: list[str] = []
+    names: set[str] = set()
     for stmt in tree.body:
-        targets = (
-            stmt.targets
-            if isinstance(stmt, ast.Assign)
-            else [stmt.target]
-            if isinstance(stmt, ast.AnnAssign) and stmt.value
-            else None
-        )
-        if targets is None or not all(isinstance(t, ast.Name) for t in targets):
+        targets: list[ast.expr] | None = None
+        value: ast.expr | None = None
+        if isinstance(stmt, ast.Assign):
+            targets, value = stmt.targets, stmt.value
+        elif isinstance(stmt, ast.AnnAssign) and stmt.value:
+            targets, value = [stmt.target], stmt.value
+        names_here = [t.id for t in targets or () if isinstance(t, ast.Name)]
+        if value is None or targets is None or len(names_here) != len(targets):
             problems.append(
                 f"parameters cell line {stmt.lineno}: only `NAME = literal` assignments "
                 f"are allowed, found `{ast.unparse(stmt)}`"
             )
             continue
         try:
-            ast.literal_eval(stmt.value)
+            ast.literal_eval(value)
         except ValueError:
             problems.append(
                 f"parameters cell line {stmt.lineno}: `{ast.unparse(stmt)}` computes a "
                 "value; assign a literal here and derive values in the next cell"
             )
-        names.update(t.id for t in targets)
+        names.update(names_here)
     if "PROFILE" not in names:
         problems.append('parameters cell has no `PROFILE = "smoke"` assignment')
     return problems

@@ -83,6 +83,10 @@ class Entry:
         """The notebook file this entry runs."""
         return Path(notebooks_dir) / f"{self.name}.ipynb"
 
+    def run_parameters(self, profile: str) -> dict:
+        """The papermill parameters of `profile`: `PROFILE` set to it, unless `parameters` sets it."""
+        return {"PROFILE": profile, **self.parameters.get(profile, {})}
+
 
 @dataclass(frozen=True)
 class Manifest:
@@ -158,7 +162,13 @@ def _parse_gate(where: str, raw, problems: list[str]) -> Gate | None:
             problems.append(
                 f"{where}: gate value must be a finite number, string or bool, got {value!r}"
             )
-    return Gate(metric, op, value) if len(problems) == bad else None
+    if (
+        len(problems) > bad
+        or not (isinstance(metric, str) and isinstance(op, str))
+        or value is None
+    ):
+        return None  # each reason was added to `problems` above
+    return Gate(metric, op, value)
 
 
 def _parse_entry(
@@ -194,7 +204,7 @@ def _parse_entry(
     if "budget_s" in raw:
         for profile in PROFILES:
             b = budgets.get(profile)
-            if not (_is_number(b) and b > 0):
+            if not (_is_number(b) and b is not None and b > 0):
                 problems.append(
                     f"{where}: budget_s.{profile} must be a positive number of seconds, got {b!r}"
                 )
@@ -219,7 +229,7 @@ def _parse_entry(
     reference = raw.get("reference", "")
     if not isinstance(reference, str):
         problems.append(f"{where}: reference must be text, got {reference!r}")
-    if len(problems) > bad:
+    if len(problems) > bad or not isinstance(name, str):
         return None
     return Entry(
         name=name,
@@ -253,7 +263,8 @@ def load_manifest(
     if not isinstance(items, list):
         raise ManifestError(path, [f"`notebooks:` must be a list of entries, got {items!r}"])
 
-    entries, first_line = [], {}
+    entries: list[Entry] = []
+    first_line: dict[str, int] = {}
     for i, item in enumerate(items):
         line = lines[i] if i < len(lines) else 0
         label = item.get("name") if isinstance(item, dict) else None

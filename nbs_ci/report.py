@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import base64
 import io
+import math
+from collections.abc import Iterable
 from html import escape
 from pathlib import Path
+
+from nbs_ci.results import RunSummary
 
 COLOURS = {
     "passed": "#2e7d32",
@@ -29,27 +33,31 @@ def _is_number(x) -> bool:
     return isinstance(x, (int, float)) and not isinstance(x, bool)
 
 
+def _floats(values: Iterable[float | None]) -> list[float]:
+    """Values to plot, None as NaN (matplotlib draws nothing there)."""
+    return [math.nan if v is None else v for v in values]
+
+
 def _delta(now, before):
     return round(now - before, 6) if _is_number(now) and _is_number(before) else None
 
 
-def changes(summary: dict, previous: dict | None) -> dict[str, dict]:
+def changes(summary: RunSummary, previous: RunSummary | None) -> dict[str, dict]:
     """Per notebook present in both runs: previous status, duration and metric values, and deltas."""
-    before = {nb["name"]: nb for nb in (previous or {}).get("notebooks", [])}
+    before = {nb.name: nb for nb in (previous.notebooks if previous is not None else [])}
     found = {}
-    for nb in summary["notebooks"]:
-        old = before.get(nb["name"])
+    for nb in summary.notebooks:
+        old = before.get(nb.name)
         if old is None:
             continue
-        old_metrics = old.get("metrics", {})
-        found[nb["name"]] = {
-            "status": old.get("status"),
-            "duration_s": old.get("duration_s"),
-            "duration_delta": _delta(nb.get("duration_s"), old.get("duration_s")),
+        found[nb.name] = {
+            "status": old.status or None,
+            "duration_s": old.duration_s,
+            "duration_delta": _delta(nb.duration_s, old.duration_s),
             "metrics": {
-                m: {"previous": old_metrics[m], "delta": _delta(v, old_metrics[m])}
-                for m, v in nb.get("metrics", {}).items()
-                if m in old_metrics
+                m: {"previous": old.metrics[m], "delta": _delta(v, old.metrics[m])}
+                for m, v in nb.metrics.items()
+                if m in old.metrics
             },
         }
     return found
@@ -63,21 +71,21 @@ def _png(fig) -> str:
     )
 
 
-def _duration_plot(summary: dict, diff: dict) -> str:
+def _duration_plot(summary: RunSummary, diff: dict) -> str:
     from matplotlib.figure import Figure
 
-    nbs = [nb for nb in summary["notebooks"] if nb["duration_s"] is not None]
+    nbs = [nb for nb in summary.notebooks if nb.duration_s is not None]
     if not nbs:
         return ""
     fig = Figure(figsize=(8, 0.5 + 0.45 * len(nbs)))
     ax = fig.subplots()
     y = range(len(nbs))
-    ax.barh(y, [nb["duration_s"] for nb in nbs], color=[COLOURS[nb["status"]] for nb in nbs])
-    ax.scatter([nb["budget_s"] for nb in nbs], y, marker="|", s=300, color="k", label="budget")
+    ax.barh(y, _floats(nb.duration_s for nb in nbs), color=[COLOURS[nb.status] for nb in nbs])
+    ax.scatter(_floats(nb.budget_s for nb in nbs), y, marker="|", s=300, color="k", label="budget")
     prev = [
-        (i, diff[nb["name"]]["duration_s"])
+        (i, diff[nb.name]["duration_s"])
         for i, nb in enumerate(nbs)
-        if _is_number(diff.get(nb["name"], {}).get("duration_s"))
+        if _is_number(diff.get(nb.name, {}).get("duration_s"))
     ]
     if prev:
         ax.scatter(
@@ -88,43 +96,40 @@ def _duration_plot(summary: dict, diff: dict) -> str:
             label="previous run",
             zorder=3,
         )
-    ax.set_yticks(list(y), [nb["name"] for nb in nbs])
+    ax.set_yticks(list(y), [nb.name for nb in nbs])
     ax.invert_yaxis()
     ax.set_xlabel("wall-clock seconds")
     ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
 
 
-def _memory_plot(summary: dict) -> str:
+def _memory_plot(summary: RunSummary) -> str:
     from matplotlib.figure import Figure
 
-    nbs = [nb for nb in summary["notebooks"] if nb["peak_rss_mb"] is not None]
+    nbs = [nb for nb in summary.notebooks if nb.peak_rss_mb is not None]
     if not nbs:
         return ""
     fig = Figure(figsize=(8, 0.5 + 0.45 * len(nbs)))
     ax = fig.subplots()
     y = range(len(nbs))
-    ax.barh(y, [nb["peak_rss_mb"] for nb in nbs], height=0.4, label="peak RSS (kernel)")
-    gpu = [(i, nb["gpu_peak_mb"]) for i, nb in enumerate(nbs) if nb["gpu_peak_mb"] is not None]
+    ax.barh(y, _floats(nb.peak_rss_mb for nb in nbs), height=0.4, label="peak RSS (kernel)")
+    gpu = [(i, nb.gpu_peak_mb) for i, nb in enumerate(nbs) if nb.gpu_peak_mb is not None]
     if gpu:
         ax.barh(
             [i + 0.4 for i, _ in gpu], [g for _, g in gpu], height=0.4, label="GPU peak allocated"
         )
-    ax.set_yticks(list(y), [nb["name"] for nb in nbs])
+    ax.set_yticks(list(y), [nb.name for nb in nbs])
     ax.invert_yaxis()
     ax.set_xlabel("MB")
     ax.legend(loc="lower right", fontsize=8)
     return _png(fig)
 
 
-def _metrics_plot(summary: dict, diff: dict) -> str:
+def _metrics_plot(summary: RunSummary, diff: dict) -> str:
     from matplotlib.figure import Figure
 
     panels = [
-        (nb["name"], m, v)
-        for nb in summary["notebooks"]
-        for m, v in nb["metrics"].items()
-        if _is_number(v)
+        (nb.name, m, v) for nb in summary.notebooks for m, v in nb.metrics.items() if _is_number(v)
     ]
     if not panels:
         return ""
@@ -132,7 +137,7 @@ def _metrics_plot(summary: dict, diff: dict) -> str:
     rows = -(-len(panels) // cols)
     fig = Figure(figsize=(4 * cols, 1.5 * rows))
     axes = fig.subplots(rows, cols, squeeze=False).ravel()
-    gates = {(nb["name"], g["metric"]): g for nb in summary["notebooks"] for g in nb["gates"]}
+    gates = {(nb.name, g["metric"]): g for nb in summary.notebooks for g in nb.gates}
     for ax, (name, metric, value) in zip(axes[: len(panels)], panels, strict=True):
         gate = gates.get((name, metric))
         colour = "#757575" if gate is None else COLOURS["passed" if gate["passed"] else "failed"]
@@ -191,40 +196,40 @@ def _num(x, digits: int = 4) -> str:
     return f'<td class="num">{_fmt(x, digits)}</td>'
 
 
-def _notebook_rows(summary: dict, diff: dict) -> list[list[str]]:
+def _notebook_rows(summary: RunSummary, diff: dict) -> list[list[str]]:
     rows = []
-    for nb in summary["notebooks"]:
-        d = diff.get(nb["name"], {})
-        gates = nb["gates"]
+    for nb in summary.notebooks:
+        d = diff.get(nb.name, {})
+        gates = nb.gates
         link = (
-            f'<a href="{escape(nb["notebook"])}">{escape(nb["name"])}</a>'
-            if nb["notebook"]
-            else escape(nb["name"])
+            f'<a href="{escape(nb.notebook)}">{escape(nb.name)}</a>'
+            if nb.notebook
+            else escape(nb.name)
         )
         rows.append(
             [
                 link,
-                _status(nb["status"]),
-                escape(nb["accelerator"]),
-                _num(nb["duration_s"], 3),
-                _num(nb["budget_s"], 4),
+                _status(nb.status),
+                escape(nb.accelerator),
+                _num(nb.duration_s, 3),
+                _num(nb.budget_s, 4),
                 f'<td class="num">{_signed(d.get("duration_delta"), lower_is_better=True)}</td>',
                 escape(str(d.get("status") or "–")),
-                _num(nb["peak_rss_mb"], 5),
-                _num(nb["gpu_peak_mb"], 5),
+                _num(nb.peak_rss_mb, 5),
+                _num(nb.gpu_peak_mb, 5),
                 f"{sum(g['passed'] for g in gates)}/{len(gates)}" if gates else "–",
-                escape(nb["reason"]),
+                escape(nb.reason),
             ]
         )
     return rows
 
 
-def _metric_rows(summary: dict, diff: dict) -> list[list[str]]:
+def _metric_rows(summary: RunSummary, diff: dict) -> list[list[str]]:
     rows = []
-    for nb in summary["notebooks"]:
-        gates = {g["metric"]: g for g in nb["gates"]}
-        old = diff.get(nb["name"], {}).get("metrics", {})
-        for metric in [*nb["metrics"], *(m for m in gates if m not in nb["metrics"])]:
+    for nb in summary.notebooks:
+        gates = {g["metric"]: g for g in nb.gates}
+        old = diff.get(nb.name, {}).get("metrics", {})
+        for metric in [*nb.metrics, *(m for m in gates if m not in nb.metrics)]:
             gate, change = gates.get(metric), old.get(metric, {})
             verdict = (
                 "–"
@@ -237,9 +242,9 @@ def _metric_rows(summary: dict, diff: dict) -> list[list[str]]:
             )
             rows.append(
                 [
-                    escape(nb["name"]),
+                    escape(nb.name),
                     escape(metric),
-                    _num(nb["metrics"].get(metric)),
+                    _num(nb.metrics.get(metric)),
                     "–" if gate is None else escape(f"{gate['op']} {gate['threshold']!r}"),
                     verdict,
                     _num(change.get("previous")),
@@ -249,10 +254,10 @@ def _metric_rows(summary: dict, diff: dict) -> list[list[str]]:
     return rows
 
 
-def _failures(summary: dict) -> str:
+def _failures(summary: RunSummary) -> str:
     parts = []
-    for nb in summary["notebooks"]:
-        e = nb.get("error")
+    for nb in summary.notebooks:
+        e = nb.error
         if not e:
             continue
         where = (
@@ -261,7 +266,7 @@ def _failures(summary: dict) -> str:
             else "no cell"
         )
         parts.append(
-            f"<h3>{escape(nb['name'])}: {_status(nb['status'])}</h3>"
+            f"<h3>{escape(nb.name)}: {_status(nb.status)}</h3>"
             f"<p><b>{escape(e['ename'])}</b>: {escape(str(e['evalue']))} ({where})</p>"
         )
         if e.get("source"):
@@ -296,25 +301,25 @@ def _datasets(datasets: dict) -> str:
     return _table(["dataset", "cached", "cache file sha256", "canonical array checksums"], rows)
 
 
-def render(summary: dict, previous: dict | None) -> str:
+def render(summary: RunSummary, previous: RunSummary | None) -> str:
     """The report as one HTML string (plots inline as base64 PNG)."""
     diff = changes(summary, previous)
-    verdict = "all passed" if summary["ok"] else "FAILED"
-    counts = ", ".join(f"{n} {s}" for s, n in summary["counts"].items() if n) or "no notebooks"
+    verdict = "all passed" if summary.ok else "FAILED"
+    counts = ", ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "no notebooks"
     compared = (
-        f"compared with the run of {escape(previous.get('started', '?'))} "
-        f"(commit {escape(str(previous.get('commit') or 'unknown'))}; dots and Δ columns)"
-        if previous
+        f"compared with the run of {escape(previous.started or '?')} "
+        f"(commit {escape(str(previous.commit or 'unknown'))}; dots and Δ columns)"
+        if previous is not None
         else "no previous run in this folder to compare with"
     )
-    device = dict(summary["device"])
+    device = dict(summary.provenance.get("device", {}))
     gpus = device.pop("devices", [])
     html = [
-        f"<!doctype html><html><head><meta charset='utf-8'><title>nbs_ci {escape(summary['profile'])} "
+        f"<!doctype html><html><head><meta charset='utf-8'><title>nbs_ci {escape(summary.profile)} "
         f"report</title><style>{CSS}</style></head><body>",
-        f"<h1>Notebook run: {escape(summary['profile'])} profile — {escape(verdict)}</h1>",
-        f"<p>{escape(counts)}. Started {escape(summary['started'])}, took {summary['duration_s']} s, "
-        f"commit {escape(str(summary.get('commit') or 'unknown'))}, host {escape(summary['host']['hostname'])}. "
+        f"<h1>Notebook run: {escape(summary.profile)} profile — {escape(verdict)}</h1>",
+        f"<p>{escape(counts)}. Started {escape(summary.started)}, took {summary.duration_s} s, "
+        f"commit {escape(str(summary.commit or 'unknown'))}, host {escape(summary.host['hostname'])}. "
         f"{compared}.</p>",
         "<h2>Notebooks</h2>",
         _table(
@@ -351,17 +356,17 @@ def render(summary: dict, previous: dict | None) -> str:
         _key_values(device),
         *[_key_values(g) for g in gpus],
         "<h2>Package versions</h2>",
-        _key_values(summary["versions"]),
+        _key_values(summary.provenance.get("versions", {})),
         "<h2>Datasets</h2>",
-        _datasets(summary["datasets"]),
+        _datasets(summary.provenance.get("datasets", {})),
         "<h2>Host</h2>",
-        _key_values(summary["host"]),
+        _key_values(summary.host),
         "</body></html>",
     ]
     return "\n".join(html)
 
 
-def write_report(summary: dict, previous: dict | None, path: Path | str) -> Path:
+def write_report(summary: RunSummary, previous: RunSummary | None, path: Path | str) -> Path:
     """Render the report and write it to `path`; returns the absolute path."""
     path = Path(path).resolve()
     path.write_text(render(summary, previous), encoding="utf-8")

@@ -17,35 +17,19 @@ import sys
 import tempfile
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
 import psutil
 
 from nbs_ci.manifest import NOTEBOOKS, PROFILES, ROOT, Entry, load_manifest
+from nbs_ci.provenance import provenance
+from nbs_ci.results import NotebookResult, RunSummary
 
 KERNEL = "dlnb"
 POLL_S = 0.2
 KERNEL_START_TIMEOUT_S = 120
-PACKAGES = (
-    "dlnb",
-    "torch",
-    "torchvision",
-    "numpy",
-    "pandas",
-    "scikit-learn",
-    "matplotlib",
-    "transformers",
-    "captum",
-    "xgboost",
-    "onnx",
-    "onnxruntime",
-    "papermill",
-    "nbclient",
-    "ipykernel",
-    "jupyter_client",
-)
-FAILED = ("failed", "timed_out", "missed_gate")
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
 
 
@@ -106,7 +90,17 @@ def _kill(procs) -> None:
     psutil.wait_procs(alive, timeout=10)
 
 
-def _supervise(cmd: list[str], env: dict, log_path: Path, budget_s: float) -> dict:
+@dataclass(frozen=True)
+class Supervised:
+    """How a supervised process ended: exit code, whether it was killed, time and peak RSS."""
+
+    returncode: int
+    timed_out: bool
+    duration_s: float
+    peak_rss_mb: float
+
+
+def _supervise(cmd: list[str], env: dict, log_path: Path, budget_s: float) -> Supervised:
     """Run `cmd`, sampling the RSS of its descendants; kill the whole tree past `budget_s`."""
     start = time.monotonic()
     with open(log_path, "wb") as log:
@@ -140,17 +134,18 @@ def _supervise(cmd: list[str], env: dict, log_path: Path, budget_s: float) -> di
                 proc.kill()
             _kill(seen.values())
             proc.wait()
-    return {
-        "returncode": proc.returncode,
-        "timed_out": timed_out,
-        "duration_s": round(time.monotonic() - start, 2),
-        "peak_rss_mb": round(peak / 2**20, 1),
-    }
+    return Supervised(
+        returncode=proc.returncode,
+        timed_out=timed_out,
+        duration_s=round(time.monotonic() - start, 2),
+        peak_rss_mb=round(peak / 2**20, 1),
+    )
 
 
 def read_records(path: Path) -> tuple[dict, int | None]:
     """Metrics from a `dlnb.record` file (the last value of a name wins) and the GPU peak seen."""
-    metrics, gpu_peak = {}, None
+    metrics: dict = {}
+    gpu_peak: int | None = None
     if not path.exists():
         return metrics, gpu_peak
     for line in path.read_text(encoding="utf-8").splitlines():
@@ -188,38 +183,27 @@ def run_notebook(
     out: Path,
     kernel: str = KERNEL,
     has_cuda: bool = False,
-) -> dict:
-    """Execute one entry's `profile` in a child process; return its summary dict."""
+) -> NotebookResult:
+    """Execute one entry's `profile` in a child process; return its result."""
     budget = entry.budget_s[profile]
-    result = {
-        "name": entry.name,
-        "accelerator": entry.accelerator,
-        "budget_s": budget,
-        "status": "",
-        "reason": "",
-        "duration_s": None,
-        "peak_rss_mb": None,
-        "gpu_peak_mb": None,
-        "metrics": {},
-        "gates": [],
-        "error": None,
-        "notebook": f"{entry.name}.ipynb",
-        "reference": entry.reference,
-    }
+    result = NotebookResult(
+        name=entry.name,
+        accelerator=entry.accelerator,
+        budget_s=budget,
+        notebook=f"{entry.name}.ipynb",
+        reference=entry.reference,
+    )
     if entry.accelerator == "gpu" and not has_cuda:
-        return {
-            **result,
-            "status": "skipped",
-            "notebook": None,
-            "reason": "needs a CUDA GPU (accelerator: gpu) and this machine has none",
-        }
+        result.status, result.notebook = "skipped", None
+        result.reason = "needs a CUDA GPU (accelerator: gpu) and this machine has none"
+        return result
 
     executed, records, log = (
         out / f"{entry.name}{s}" for s in (".ipynb", ".records.jsonl", ".log")
     )
     for stale in (executed, records, log):
         stale.unlink(missing_ok=True)
-    parameters = {"PROFILE": profile, **entry.parameters.get(profile, {})}
+    parameters = entry.run_parameters(profile)
     # Matplotlib's inline backend: headless, and figures still land in the executed notebook
     # (with "agg" the kernel would drop them).
     env = {
@@ -239,118 +223,57 @@ def run_notebook(
             "kernel": kernel,
             "cwd": str(notebooks_dir),
             "start_timeout": KERNEL_START_TIMEOUT_S,
-            "result": str(Path(tmp) / "result.json"),
+            "result": str(Path(tmp) / "result.json"),  # read back below
         }
         job_path = Path(tmp) / "job.json"
         job_path.write_text(json.dumps(job), encoding="utf-8")
         proc = _supervise([sys.executable, "-m", "nbs_ci.child", str(job_path)], env, log, budget)
-        outcome = (
-            json.loads(Path(job["result"]).read_text()) if Path(job["result"]).exists() else None
-        )
+        result_path = Path(tmp) / "result.json"
+        outcome = json.loads(result_path.read_text()) if result_path.exists() else None
 
     metrics, gpu_peak = read_records(records)
-    result.update(
-        duration_s=proc["duration_s"],
-        peak_rss_mb=proc["peak_rss_mb"],
-        metrics=metrics,
-        gpu_peak_mb=None if gpu_peak is None else round(gpu_peak / 2**20, 1),
-        parameters=parameters,
-    )
-    result["gates"] = [g.check(metrics) for g in entry.gates.get(profile, ())]
+    result.duration_s, result.peak_rss_mb = proc.duration_s, proc.peak_rss_mb
+    result.metrics, result.parameters = metrics, parameters
+    result.gpu_peak_mb = None if gpu_peak is None else round(gpu_peak / 2**20, 1)
+    result.gates = [g.check(metrics) for g in entry.gates.get(profile, ())]
     if not executed.exists():
-        result["notebook"] = None
-    if proc["timed_out"]:
-        result.update(
-            status="timed_out",
-            reason=f"stopped after its {budget:g} s budget",
-            error={
-                "kind": "timeout",
-                "ename": "TimedOut",
-                "traceback": "",
-                "evalue": f"still running after the {profile} budget of {budget:g} s",
-                "source": "",
-                **_running_cell(executed),
-            },
-        )
+        result.notebook = None
+    if proc.timed_out:
+        result.status, result.reason = "timed_out", f"stopped after its {budget:g} s budget"
+        result.error = {
+            "kind": "timeout",
+            "ename": "TimedOut",
+            "traceback": "",
+            "evalue": f"still running after the {profile} budget of {budget:g} s",
+            "source": "",
+            **_running_cell(executed),
+        }
     elif outcome is None:
-        result.update(
-            status="failed",
-            reason=f"runner process exited with code {proc['returncode']}",
-            error={
-                "kind": "runner",
-                "ename": "RunnerCrashed",
-                "source": "",
-                "evalue": f"the runner process exited with code {proc['returncode']} "
-                "without a result (killed for memory?)",
-                "traceback": _log_tail(log),
-            },
-        )
+        result.status = "failed"
+        result.reason = f"runner process exited with code {proc.returncode}"
+        result.error = {
+            "kind": "runner",
+            "ename": "RunnerCrashed",
+            "source": "",
+            "evalue": f"the runner process exited with code {proc.returncode} "
+            "without a result (killed for memory?)",
+            "traceback": _log_tail(log),
+        }
     elif not outcome["ok"]:
         e = outcome["error"]
         first_line = (
             str(e["evalue"]).strip().splitlines()[0][:200] if str(e["evalue"]).strip() else ""
         )
-        result.update(status="failed", reason=f"{e['ename']}: {first_line}", error=e)
-    elif not all(g["passed"] for g in result["gates"]):
-        missed = [g for g in result["gates"] if not g["passed"]]
-        result.update(
-            status="missed_gate",
-            reason="; ".join(
-                f"{g['metric']} {g['op']} {g['threshold']!r}: {g['reason']}" for g in missed
-            ),
+        result.status, result.reason, result.error = "failed", f"{e['ename']}: {first_line}", e
+    elif not all(g["passed"] for g in result.gates):
+        missed = [g for g in result.gates if not g["passed"]]
+        result.status = "missed_gate"
+        result.reason = "; ".join(
+            f"{g['metric']} {g['op']} {g['threshold']!r}: {g['reason']}" for g in missed
         )
     else:
-        result["status"] = "passed"
+        result.status = "passed"
     return result
-
-
-def _versions() -> dict:
-    import importlib.metadata as md
-
-    versions = {"python": platform.python_version()}
-    for pkg in PACKAGES:
-        try:
-            versions[pkg] = md.version(pkg)
-        except md.PackageNotFoundError:
-            versions[pkg] = None
-    return versions
-
-
-def _device() -> dict:
-    try:
-        from dlnb.runtime import doctor
-
-        return doctor(display=False)
-    except Exception as e:  # a broken torch must not stop the report
-        return {"error": f"{type(e).__name__}: {e}"}
-
-
-def dataset_checksums() -> dict:
-    """Per registered dataset: its array checksums (pinned, or recorded when it was cached for
-    datasets without pinned ones) and the sha256 of its cache file, if cached."""
-    try:
-        from dlnb.data import registry as data
-
-        names = data.names()
-    except Exception as e:
-        return {"error": f"{type(e).__name__}: {e}"}
-    found = {}
-    for name in names:
-        try:
-            spec, path = data.get_spec(name), data.cache_path(name)
-            checksums, recorded = spec.checksums, data.digest_path(name)
-            if checksums is None and recorded.exists():
-                checksums = json.loads(recorded.read_text())
-            found[name] = {
-                "checksums": checksums,
-                "pinned": spec.checksums is not None,
-                "cached": path.exists(),
-                "cache_file": str(path) if path.exists() else None,
-                "cache_sha256": data.sha256_file(path) if path.exists() else None,
-            }
-        except Exception as e:
-            found[name] = {"error": f"{type(e).__name__}: {e}"}
-    return found
 
 
 def _commit() -> str | None:
@@ -378,7 +301,7 @@ def run(
     manifest: Path | str | None = None,
     notebooks_dir: Path | str | None = None,
     log: Callable[[str], None] = _print_line,
-) -> dict:
+) -> RunSummary:
     """Run a profile over the manifest (or the `only` entries); write outputs; return the summary."""
     from nbs_ci.report import write_report
 
@@ -401,47 +324,43 @@ def run(
         r = run_notebook(entry, profile, notebooks_dir, out, has_cuda=has_cuda)
         took = (
             ""
-            if r["duration_s"] is None
-            else f" in {r['duration_s']:.1f} s, peak RSS {r['peak_rss_mb']:.0f} MB"
+            if r.duration_s is None
+            else f" in {r.duration_s:.1f} s, peak RSS {r.peak_rss_mb:.0f} MB"
         )
-        log(f"    {r['status']}{took}" + (f": {r['reason']}" if r["reason"] else ""))
+        log(f"    {r.status}{took}" + (f": {r.reason}" if r.reason else ""))
         results.append(r)
 
-    counts = {
-        s: sum(r["status"] == s for r in results)
-        for s in ("passed", "failed", "timed_out", "missed_gate", "skipped")
-    }
-    summary = {
-        "profile": profile,
-        "started": started.isoformat(timespec="seconds"),
-        "duration_s": round(time.monotonic() - t0, 1),
-        "ok": not any(r["status"] in FAILED for r in results),
-        "counts": counts,
-        "commit": _commit(),
-        "manifest": str(loaded.path),
-        "kernel": kernel_dir,
-        "host": {
+    summary = RunSummary.of(
+        results,
+        profile=profile,
+        started=started.isoformat(timespec="seconds"),
+        duration_s=round(time.monotonic() - t0, 1),
+        commit=_commit(),
+        manifest=str(loaded.path),
+        kernel=kernel_dir,
+        host={
             "hostname": socket.gethostname(),
             "platform": platform.platform(),
             "cpu_count": os.cpu_count(),
             "memory_gb": round(psutil.virtual_memory().total / 2**30, 1),
         },
-        "device": _device(),
-        "versions": _versions(),
-        "datasets": dataset_checksums(),
-        "notebooks": results,
-    }
+        provenance=provenance(),
+    )
     previous = None
     if (out / "summary.json").exists():
         os.replace(out / "summary.json", out / "summary.previous.json")
     if (out / "summary.previous.json").exists():
         try:
-            previous = json.loads((out / "summary.previous.json").read_text(encoding="utf-8"))
+            previous = RunSummary.from_json(
+                json.loads((out / "summary.previous.json").read_text(encoding="utf-8"))
+            )
         except ValueError:
             log(f"warning: {out / 'summary.previous.json'} is not valid JSON; no comparison shown.")
-    (out / "summary.json").write_text(json.dumps(summary, indent=2, default=str), encoding="utf-8")
+    (out / "summary.json").write_text(
+        json.dumps(summary.to_json(), indent=2, default=str), encoding="utf-8"
+    )
     report = write_report(summary, previous, out / "report.html")
-    log(" ".join(f"{n} {s}" for s, n in counts.items() if n) or "no notebooks selected")
+    log(" ".join(f"{n} {s}" for s, n in summary.counts.items() if n) or "no notebooks selected")
     log(f"summary: {out / 'summary.json'}")
     log(f"report: {report}")
     return summary

@@ -13,8 +13,6 @@ import os
 import re
 import secrets
 import shutil
-import socket
-import subprocess
 import sys
 import time
 import urllib.request
@@ -50,14 +48,8 @@ def chromium() -> str:
     return path
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture
-def jupyter_lab(chromium, tmp_path):
+def jupyter_lab(chromium, tmp_path, free_port, launch_server):
     """A JupyterLab server on 127.0.0.1 serving a copy of the explorer notebook: (base URL, token)."""
     work = tmp_path / "lab"
     work.mkdir()
@@ -68,7 +60,7 @@ def jupyter_lab(chromium, tmp_path):
     (settings / "notification.jupyterlab-settings").write_text(
         '{"fetchNews": "false", "checkForUpdates": false}'
     )
-    port, token = _free_port(), secrets.token_hex(16)
+    port, token = free_port, secrets.token_hex(16)
     env = {k: v for k, v in os.environ.items() if k != "DLNB_HEADLESS"}
     env.update(
         PYTHONPATH=os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")])),
@@ -79,8 +71,8 @@ def jupyter_lab(chromium, tmp_path):
         HF_HUB_OFFLINE="1",
         OMP_NUM_THREADS="1",
     )
-    log = open(tmp_path / "jupyter.log", "wb")
-    proc = subprocess.Popen(
+    base = f"http://127.0.0.1:{port}"
+    launch_server(
         [
             sys.executable, "-m", "jupyter", "lab", "--no-browser",
             "--ServerApp.ip=127.0.0.1", f"--ServerApp.port={port}",
@@ -88,31 +80,11 @@ def jupyter_lab(chromium, tmp_path):
             f"--ServerApp.root_dir={work}", "--LabApp.news_url=",
             *(["--allow-root"] if hasattr(os, "geteuid") and os.geteuid() == 0 else []),
         ],
-        env=env, stdout=log, stderr=subprocess.STDOUT,
+        f"{base}/api/status?token={token}",
+        tmp_path / "jupyter.log",
+        env=env,
     )  # fmt: skip
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                urllib.request.urlopen(f"{base}/api/status?token={token}", timeout=2)
-                break
-            except OSError:
-                if proc.poll() is not None or time.monotonic() > deadline:
-                    log.flush()
-                    pytest.fail(
-                        "JupyterLab did not start:\n"
-                        + (tmp_path / "jupyter.log").read_text()[-3000:]
-                    )
-                time.sleep(0.5)
-        yield base, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=15)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        log.close()
+    return base, token
 
 
 def _wait_for_connected_kernel(base: str, token: str, timeout: float = 60) -> None:

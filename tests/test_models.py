@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from dlnb.models import MLP, LeNet5, count_parameters
+from dlnb.models import MLP, LeNet5, count_parameters, eval_mode
 
 
 @pytest.mark.parametrize("num_classes, in_channels", [(10, 1), (3, 3)])
@@ -69,3 +69,18 @@ def test_count_parameters_trainable_only():
         p.requires_grad_(False)
     frozen = sum(p.numel() for p in model.features.parameters())
     assert count_parameters(model, trainable_only=True) == count_parameters(model) - frozen
+
+
+@pytest.mark.parametrize("training", [True, False])
+def test_eval_mode_evaluates_inside_the_block_and_restores_the_mode(training):
+    model = MLP(4, dropout=0.5).train(training)
+    with eval_mode(model) as inside:
+        assert inside is model and not any(m.training for m in model.modules())
+    assert all(m.training is training for m in model.modules())
+
+
+def test_eval_mode_restores_the_mode_when_the_block_fails():
+    model = MLP(4).train()
+    with pytest.raises(RuntimeError), eval_mode(model):
+        raise RuntimeError
+    assert model.training

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ast
 import contextlib
 import io
 import json
@@ -15,9 +16,12 @@ import pytest
 import yaml
 
 import nbs_ci
+from nbs_ci import runner
 from nbs_ci.__main__ import main
-from nbs_ci.manifest import Gate, ManifestError, load_manifest
-from nbs_ci.report import changes
+from nbs_ci.manifest import MANIFEST, PROFILES, Entry, Gate, ManifestError, load_manifest
+from nbs_ci.provenance import provenance
+from nbs_ci.report import changes, render
+from nbs_ci.results import NotebookResult, RunSummary
 from nbs_ci.runner import INLINE_BACKEND, cuda_available, ensure_kernel, read_records
 
 RECORD = "from dlnb.recording import record\n"
@@ -67,6 +71,15 @@ NOTEBOOKS = {
     ),
     "needs_gpu": ([RECORD + "record('ran', True)"], {"accelerator": "gpu"}),
 }
+# The JSON shape of summary.json, in order (the previous night's summary is read back from it).
+SUMMARY_KEYS = [
+    *("profile", "started", "duration_s", "ok", "counts", "commit", "manifest", "kernel", "host"),
+    *("device", "versions", "datasets", "notebooks"),
+]
+NOTEBOOK_KEYS = [
+    *("name", "accelerator", "budget_s", "status", "reason", "duration_s", "peak_rss_mb"),
+    *("gpu_peak_mb", "metrics", "gates", "error", "notebook", "reference", "parameters"),
+]
 
 
 def write_notebook(
@@ -237,6 +250,10 @@ def test_summary_report_and_exit_status(curriculum):
         "skipped": 0 if cuda_available() else 1,
     }
     assert summary["versions"]["papermill"] and summary["profile"] == "smoke"
+    assert list(summary) == SUMMARY_KEYS
+    for nb in summary["notebooks"]:
+        run = nb["status"] != "skipped"
+        assert list(nb) == (NOTEBOOK_KEYS if run else NOTEBOOK_KEYS[:-1]), nb["name"]
     assert "mnist" in summary["datasets"] or "error" in summary["datasets"]
     html = curriculum["html"]
     for text in (
@@ -268,7 +285,10 @@ def test_rerun_keeps_previous_summary_and_compares(curriculum):
         notebooks_dir=c["nb_dir"],
         log=lambda line: None,
     )
-    assert summary["ok"] is True, "a skipped notebook is not a failure"
+    assert summary.ok is True, "a skipped notebook is not a failure"
+    assert [type(nb) for nb in summary.notebooks] == [NotebookResult]
+    written = json.loads((c["out"] / "summary.json").read_text())
+    assert written == json.loads(json.dumps(summary.to_json(), default=str))
     previous = json.loads((c["out"] / "summary.previous.json").read_text())
     assert previous["started"] == c["summary"]["started"]
     assert previous["notebooks"] == c["summary"]["notebooks"]
@@ -319,22 +339,26 @@ def test_the_project_kernel_runs_this_python():
 
 
 def test_changes_reports_deltas_of_durations_and_metrics():
-    now = {
-        "notebooks": [
-            {"name": "a", "duration_s": 12.0, "metrics": {"acc": 0.9, "tag": "x"}},
-            {"name": "new", "duration_s": 1.0, "metrics": {}},
-        ]
-    }
-    before = {
-        "notebooks": [
-            {
-                "name": "a",
-                "status": "failed",
-                "duration_s": 10.0,
-                "metrics": {"acc": 0.8, "tag": "y", "gone": 1},
-            }
-        ]
-    }
+    now = RunSummary.from_json(
+        {
+            "notebooks": [
+                {"name": "a", "duration_s": 12.0, "metrics": {"acc": 0.9, "tag": "x"}},
+                {"name": "new", "duration_s": 1.0, "metrics": {}},
+            ]
+        }
+    )
+    before = RunSummary.from_json(
+        {
+            "notebooks": [
+                {
+                    "name": "a",
+                    "status": "failed",
+                    "duration_s": 10.0,
+                    "metrics": {"acc": 0.8, "tag": "y", "gone": 1},
+                }
+            ]
+        }
+    )
     diff = changes(now, before)
     assert set(diff) == {"a"}
     assert diff["a"]["duration_delta"] == pytest.approx(2.0)
@@ -342,6 +366,142 @@ def test_changes_reports_deltas_of_durations_and_metrics():
     assert diff["a"]["metrics"]["tag"] == {"previous": "y", "delta": None}
     assert diff["a"]["status"] == "failed"
     assert changes(now, None) == {}
+
+
+def old_summary() -> dict:
+    """A summary.json as the runner wrote it before results were typed: one run, one skipped."""
+    gate = {"metric": "acc", "op": ">=", "threshold": 0.5, "actual": 0.8, "passed": True}
+    ran = {
+        "name": "a",
+        "accelerator": "cpu",
+        "budget_s": 120.0,
+        "status": "passed",
+        "reason": "",
+        "duration_s": 3.5,
+        "peak_rss_mb": 310.2,
+        "gpu_peak_mb": None,
+        "metrics": {"acc": 0.8},
+        "gates": [gate | {"reason": ""}],
+        "error": None,
+        "notebook": "a.ipynb",
+        "reference": "paper",
+        "parameters": {"PROFILE": "smoke"},
+    }
+    skipped = {k: v for k, v in ran.items() if k != "parameters"}
+    skipped.update(name="g", accelerator="gpu", status="skipped", reason="needs a CUDA GPU")
+    skipped.update(duration_s=None, peak_rss_mb=None, metrics={}, gates=[], notebook=None)
+    return {
+        "profile": "smoke",
+        "started": "2024-05-01T02:00:00+00:00",
+        "duration_s": 4.0,
+        "ok": True,
+        "counts": {"passed": 1, "failed": 0, "timed_out": 0, "missed_gate": 0, "skipped": 1},
+        "commit": "abc1234",
+        "manifest": "nbs_ci/manifest.yaml",
+        "kernel": "kernels/dlnb",
+        "host": {"hostname": "runner", "platform": "Linux", "cpu_count": 2, "memory_gb": 8.0},
+        "device": {"torch": "2.3.0", "devices": [{"name": "GPU 0"}]},
+        "versions": {"python": "3.11.9", "papermill": "2.6.0"},
+        "datasets": {"mnist": {"checksums": {"x": "00ff"}, "pinned": True, "cached": False}},
+        "notebooks": [ran, skipped],
+    }
+
+
+def test_a_summary_reads_back_into_types_with_the_same_json_shape():
+    raw = old_summary()
+    summary = RunSummary.from_json(raw)
+    ran, skipped = summary.notebooks
+    assert isinstance(ran, NotebookResult) and ran.metrics == {"acc": 0.8}
+    assert (ran.parameters, skipped.parameters) == ({"PROFILE": "smoke"}, None)
+    assert summary.provenance == {k: raw[k] for k in ("device", "versions", "datasets")}
+    assert json.dumps(summary.to_json()) == json.dumps(raw), "same keys, values and order"
+    assert list(summary.to_json()) == SUMMARY_KEYS
+    assert list(ran.to_json()) == NOTEBOOK_KEYS and list(skipped.to_json()) == NOTEBOOK_KEYS[:-1]
+
+
+def test_an_older_or_partial_summary_still_reads_back_and_is_compared():
+    raw = old_summary()
+    raw["retired_key"] = "kept as provenance"
+    raw["notebooks"][0] = {"name": "a", "status": "failed", "duration_s": 2.0, "extra": 1}
+    del raw["commit"], raw["started"]
+    previous = RunSummary.from_json(raw)
+    assert previous.commit is None and previous.provenance["retired_key"] == "kept as provenance"
+    old = previous.notebooks[0]
+    assert (old.status, old.duration_s, old.metrics, old.gates, old.error) == (
+        "failed",
+        2.0,
+        {},
+        [],
+        None,
+    )
+    summary = RunSummary.from_json(old_summary())
+    assert changes(summary, previous)["a"]["duration_delta"] == pytest.approx(1.5)
+    html = render(summary, previous)
+    assert "compared with the run of ? (commit unknown;" in html
+    assert "GPU 0" in html and "00ff" in html, "provenance sections come from the summary"
+
+
+def test_run_summary_counts_statuses_and_fails_on_any_failure():
+    statuses = ["passed", "skipped", "missed_gate", "passed"]
+    summary = RunSummary.of([NotebookResult(f"n{i}", status=s) for i, s in enumerate(statuses)])
+    assert summary.counts == {
+        "passed": 2,
+        "failed": 0,
+        "timed_out": 0,
+        "missed_gate": 1,
+        "skipped": 1,
+    }
+    assert summary.ok is False
+    assert [nb.failed for nb in summary.notebooks] == [False, False, True, False]
+    assert RunSummary.of([NotebookResult("a", status="skipped")]).ok is True
+
+
+# --- provenance: the one hook that knows dlnb ------------------------------------------------------
+
+
+def test_only_the_provenance_module_imports_dlnb():
+    importers = set()
+    for path in sorted(Path(nbs_ci.__file__).parent.glob("*.py")):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            names = (
+                [a.name for a in node.names]
+                if isinstance(node, ast.Import)
+                else [node.module or ""]
+                if isinstance(node, ast.ImportFrom)
+                else []
+            )
+            if any(n == "dlnb" or n.startswith("dlnb.") for n in names):
+                importers.add(path.name)
+    assert importers == {"provenance.py"}
+
+
+def test_provenance_reports_device_versions_and_datasets():
+    found = provenance()
+    assert list(found) == ["device", "versions", "datasets"]
+    assert "torch" in found["device"] or "error" in found["device"]
+    assert found["versions"]["python"] and found["versions"]["papermill"]
+    assert "mnist" in found["datasets"] or "error" in found["datasets"]
+    assert set(found["datasets"].get("mnist", {})) <= {
+        *("checksums", "pinned", "cached", "cache_file", "cache_sha256", "error"),
+    }
+
+
+def test_the_runner_writes_whatever_the_provenance_hook_returns(tmp_path, monkeypatch):
+    write_notebook(tmp_path / "g.ipynb", [])
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump({"notebooks": [entry("g", accelerator="gpu")]}))
+    monkeypatch.setattr(runner, "provenance", lambda: {"lab": {"bench": "7"}})
+    monkeypatch.setattr(runner, "cuda_available", lambda: False)
+    monkeypatch.setattr(runner, "ensure_kernel", lambda: "kernel-dir")
+    out = tmp_path / "out"
+    summary = nbs_ci.run(
+        "smoke", out=out, manifest=manifest, notebooks_dir=tmp_path, log=lambda line: None
+    )
+    assert summary.provenance == {"lab": {"bench": "7"}}
+    written = json.loads((out / "summary.json").read_text())
+    assert list(written)[-2:] == ["lab", "notebooks"] and written["lab"] == {"bench": "7"}
+    assert written["kernel"] == "kernel-dir" and written["notebooks"][0]["status"] == "skipped"
+    assert "needs a CUDA GPU" in (out / "report.html").read_text()
 
 
 # --- manifest validation (no kernels) --------------------------------------------------------------
@@ -400,6 +560,58 @@ def test_manifest_rejects_unknown_top_level_key_and_accepts_empty_list(tmp_path)
         load_manifest(path, tmp_path)
     path.write_text("# nothing yet\nnotebooks:\n")
     assert load_manifest(path, tmp_path).entries == ()
+
+
+def test_the_shipped_manifest_restates_no_default():
+    defaults = {f: Entry.__dataclass_fields__[f].default for f in ("accelerator", "reference")}
+    raw = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))["notebooks"]
+    restated = [
+        f"{e['name']}: {key}: {e[key]!r}"
+        for e in raw
+        for key in defaults
+        if e.get(key) == defaults[key]
+    ]
+    restated += [
+        f"{e['name']}: parameters.{profile}.PROFILE: {profile}"
+        for e in raw
+        for profile, params in (e.get("parameters") or {}).items()
+        if (params or {}).get("PROFILE") == profile
+    ]
+    restated += [
+        f"{e['name']}: empty {key}"
+        for e in raw
+        for key in ("parameters", "gates")
+        if e.get(key) == {}
+    ]
+    assert restated == []
+
+
+def test_left_out_keys_take_the_defaults_the_manifest_used_to_restate(tmp_path):
+    for name in ("short", "spelled_out"):
+        write_notebook(tmp_path / f"{name}.ipynb", [])
+    spelled_out = entry("spelled_out", parameters={p: {"PROFILE": p} for p in PROFILES})
+    short = {
+        "name": "short",
+        "budget_s": spelled_out["budget_s"],
+        "parameters": {"smoke": {"N": 2}},
+    }
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump({"notebooks": [short, spelled_out]}))
+    a, b = load_manifest(path, tmp_path).entries
+    assert (a.accelerator, b.accelerator) == ("cpu", "cpu")
+    assert a.run_parameters("smoke") == {"PROFILE": "smoke", "N": 2}
+    assert a.run_parameters("full") == {"PROFILE": "full"}
+    assert [b.run_parameters(p) for p in PROFILES] == [{"PROFILE": p} for p in PROFILES]
+    override = Entry("x", {"smoke": 1.0, "full": 1.0}, parameters={"full": {"PROFILE": "smoke"}})
+    assert override.run_parameters("full") == {"PROFILE": "smoke"}, "parameters win"
+
+
+def test_every_shipped_entry_runs_each_profile_under_its_name():
+    entries = load_manifest().entries
+    assert entries
+    for e in entries:
+        for profile in PROFILES:
+            assert e.run_parameters(profile)["PROFILE"] == profile, e.name
 
 
 def test_manifest_parses_a_valid_entry(tmp_path):

@@ -178,6 +178,51 @@ def test_cuda_device_timer_and_memory():
     assert report["devices"] and report["devices"][0]["total_gib"] > 0
 
 
+# --- model device, thread caps, atomic writes ---
+
+
+def test_model_device_is_the_first_parameters_or_the_cpu():
+    assert gpu.model_device(torch.nn.Linear(2, 2)) == torch.device("cpu")
+    assert gpu.model_device(torch.nn.ReLU()) == torch.device("cpu")  # no parameters
+
+
+@pytest.mark.gpu
+def test_model_device_follows_the_model_to_cuda():
+    assert gpu.model_device(torch.nn.Linear(2, 2).cuda()).type == "cuda"
+
+
+def test_cpu_threads_caps_inside_the_block_and_restores_even_on_error():
+    before = torch.get_num_threads()
+    with gpu.cpu_threads(1):
+        assert torch.get_num_threads() == 1
+    assert torch.get_num_threads() == before
+    with pytest.raises(KeyError), gpu.cpu_threads(1):
+        raise KeyError
+    assert torch.get_num_threads() == before
+    with gpu.cpu_threads(None):
+        assert torch.get_num_threads() == before
+
+
+def test_atomic_write_renames_a_complete_file_into_place(tmp_path):
+    path = tmp_path / "sub" / "out.bin"  # missing folders are made
+    with gpu.atomic_write(path, suffix=".part") as f:
+        f.write(b"new")
+        assert not path.exists() and [p.suffix for p in path.parent.iterdir()] == [".part"]
+    assert path.read_bytes() == b"new"
+    assert os.stat(path).st_mode & 0o777 == 0o644
+    assert [p.name for p in path.parent.iterdir()] == ["out.bin"]
+
+
+def test_atomic_write_keeps_the_old_file_when_the_block_fails(tmp_path):
+    path = tmp_path / "out.bin"
+    path.write_bytes(b"old")
+    with pytest.raises(OSError, match="disk full"), gpu.atomic_write(path) as f:
+        f.write(b"half")
+        raise OSError("disk full")
+    assert path.read_bytes() == b"old"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.bin"]
+
+
 # --- display helpers ---
 
 

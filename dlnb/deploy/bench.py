@@ -13,6 +13,8 @@ import pandas as pd
 import torch
 
 from dlnb.deploy.export import NumpyFn, as_numpy_fn, ort_threads
+from dlnb.plots import axes
+from dlnb.runtime import cpu_threads
 
 
 def thread_settings() -> dict:
@@ -71,14 +73,8 @@ def benchmark(
     (`ort_session(path, threads=...)`) for a like-for-like comparison. Thread settings go in
     `df.attrs` and the `threads` column.
     """
-    previous = torch.get_num_threads()
-    if torch_threads is not None:
-        torch.set_num_threads(torch_threads)
-    try:
-        df = _measure(runtimes, sample, batch_sizes, warmup, iters, rounds, max_seconds)
-    finally:
-        torch.set_num_threads(previous)
-    return df
+    with cpu_threads(torch_threads):
+        return _measure(runtimes, sample, batch_sizes, warmup, iters, rounds, max_seconds)
 
 
 def _measure(
@@ -131,10 +127,7 @@ def speedup(
 
 def plot_latency(df: pd.DataFrame, batch_size: int = 1, ax=None):
     """Grouped bars of p50/p95/p99 latency per runtime at one batch size; returns (fig, ax)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = axes(ax, (6, 3.5))
     sub = df[df.batch_size == batch_size].set_index("runtime")[["p50_ms", "p95_ms", "p99_ms"]]
     sub.columns = ["p50", "p95", "p99"]
     sub.plot.bar(ax=ax, rot=0)
@@ -142,15 +135,12 @@ def plot_latency(df: pd.DataFrame, batch_size: int = 1, ax=None):
     ax.set_title(
         f"Latency at batch {batch_size} ({df.attrs.get('torch_threads', '?')} torch threads)"
     )
-    return ax.figure, ax
+    return fig, ax
 
 
 def plot_throughput(df: pd.DataFrame, ax=None):
     """Throughput (samples/s) against batch size, one line per runtime; returns (fig, ax)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6, 3.5))
+    fig, ax = axes(ax, (6, 3.5))
     for name, sub in df.groupby("runtime", sort=False):
         ax.plot(
             sub.batch_size,
@@ -164,7 +154,7 @@ def plot_throughput(df: pd.DataFrame, ax=None):
     ax.set_ylabel("samples / s")
     ax.set_title("Throughput")
     ax.legend()
-    return ax.figure, ax
+    return fig, ax
 
 
 async def _post(reader, writer, request: bytes) -> tuple[int, bytes, bool]:

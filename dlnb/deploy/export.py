@@ -14,6 +14,8 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlnb.runtime import model_device
+
 NumpyFn = Callable[[np.ndarray], np.ndarray]
 
 
@@ -163,8 +165,7 @@ def as_numpy_fn(model) -> NumpyFn:
             NotImplementedError
         ):  # torch.export's module() is always in eval mode
             model.eval()
-        param = next(model.parameters(), None)
-        device = param.device if param is not None else torch.device("cpu")
+        device = model_device(model)
 
         def run_torch(x: np.ndarray) -> np.ndarray:
             with torch.inference_mode():

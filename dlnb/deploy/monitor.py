@@ -14,6 +14,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dlnb.plots import axes
+
 Features = dict[str, np.ndarray]
 
 
@@ -177,10 +179,7 @@ def plot_drift(
     Each feature keeps its colour across calls (features without the metric, e.g. KS for a
     categorical feature, are skipped), so plots of different metrics can be compared.
     """
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(8, 3.5))
+    fig, ax = axes(ax, (8, 3.5))
     for i, (name, g) in enumerate(stream.groupby("feature", sort=False)):
         if g[metric].notna().any():
             ax.plot(g.window, g[metric], marker=".", color=f"C{i % 10}", label=name)
@@ -194,7 +193,7 @@ def plot_drift(
     ax.set_ylabel(metric)
     ax.set_title(f"Drift over time ({metric}); shaded windows alerted")
     ax.legend(fontsize="small", ncol=2)
-    return ax.figure, ax
+    return fig, ax
 
 
 def image_features(x) -> Features:

@@ -16,12 +16,16 @@ import threading
 import time
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dlnb.deploy.batching import Batcher
 from dlnb.deploy.export import NumpyFn, as_numpy_fn, ort_session, sample_shape
 from dlnb.deploy.middleware import Guard, make_metrics
+
+if TYPE_CHECKING:
+    import uvicorn
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,7 @@ def load_model(
 class ServerHandle:
     """A service running in a background thread: `.url`, `.stop()`; also a context manager."""
 
-    server: object
+    server: "uvicorn.Server"
     thread: threading.Thread
     url: str
 
@@ -165,7 +169,7 @@ class ServerHandle:
         self.stop()
 
 
-def _uvicorn_server(app, config: ServeConfig, log_level: str = "warning"):
+def _uvicorn_server(app, config: ServeConfig, log_level: str = "warning") -> "uvicorn.Server":
     """A uvicorn server for `app` without access logs, with graceful shutdown."""
     import uvicorn
 

@@ -13,7 +13,6 @@ from dlnb.interpret.attribution import (
     forward_logits,
     last_conv_layer,
     make_baseline,
-    model_device,
     resolve_targets,
 )
 from dlnb.interpret.plots import (
@@ -41,7 +40,6 @@ __all__ = [
     "find_layer",
     "last_conv_layer",
     "make_baseline",
-    "model_device",
     "forward_logits",
     "resolve_targets",
     "attribute",

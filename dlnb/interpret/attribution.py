@@ -17,6 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlnb.models import eval_mode
+from dlnb.runtime import model_device
+
 METHODS = ("integrated_gradients", "saliency", "smoothgrad", "occlusion", "gradcam")
 BASELINES = ("zero", "blur", "uniform")
 
@@ -102,12 +105,6 @@ def make_baseline(
     raise ValueError(f"Unknown baseline {kind!r}; use one of {BASELINES}, a number or a tensor.")
 
 
-def model_device(model: nn.Module) -> torch.device:
-    """The device of the model's first parameter (CPU for a model without parameters)."""
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     """The model's logits (N, classes) for `x`, without gradients; bad inputs raise clearly."""
     if not isinstance(x, torch.Tensor):
@@ -137,7 +134,9 @@ def forward_logits(model: nn.Module, x: torch.Tensor) -> torch.Tensor:
     return out
 
 
-def resolve_targets(target: int | Sequence[int] | None, logits: torch.Tensor) -> torch.Tensor:
+def resolve_targets(
+    target: int | Sequence[int] | torch.Tensor | None, logits: torch.Tensor
+) -> torch.Tensor:
     """One class index per sample: the prediction when `target` is None; range-checked."""
     n, k = logits.shape
     if target is None:
@@ -160,7 +159,7 @@ def resolve_targets(target: int | Sequence[int] | None, logits: torch.Tensor) ->
 def attribute(
     model: nn.Module,
     x: torch.Tensor,
-    target: int | Sequence[int] | None = None,
+    target: int | Sequence[int] | torch.Tensor | None = None,
     method: str = "integrated_gradients",
     *,
     baseline: str | float | torch.Tensor = "zero",
@@ -191,9 +190,7 @@ def attribute(
         raise ValueError(f"Unknown method {method!r}; choose one of {METHODS}.")
     if method == "gradcam":  # check the layer before any compute
         layer_module = find_layer(model, layer or last_conv_layer(model))
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         x = x.to(model_device(model)) if isinstance(x, torch.Tensor) else x
         logits = forward_logits(model, x)
         t = resolve_targets(target, logits)
@@ -245,8 +242,6 @@ def attribute(
         else:
             cam = LayerGradCam(model, layer_module).attribute(x, target=t, relu_attributions=True)
             attr = LayerAttribution.interpolate(cam, tuple(x.shape[-2:]), "bilinear")[:, 0]
-    finally:
-        model.train(was_training)
     return Attribution(attr.detach().cpu().numpy(), method, t.cpu().numpy(), probs, delta, rel)
 
 
@@ -269,8 +264,8 @@ def attribute_text(
         emb = find_layer(model, layer)
     elif layer is not None:
         emb = layer
-    elif hasattr(model, "get_input_embeddings"):
-        emb = model.get_input_embeddings()
+    elif (get_input_embeddings := getattr(model, "get_input_embeddings", None)) is not None:
+        emb = get_input_embeddings()
     else:
         raise ValueError(
             f"{type(model).__name__} has no get_input_embeddings(); pass `layer=` with the name "
@@ -291,9 +286,7 @@ def attribute_text(
         out = model(input_ids, attention_mask)
         return getattr(out, "logits", out)
 
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         with torch.no_grad():
             logits, base_logits = forward(ids, mask), forward(base_ids, mask)
         t = resolve_targets(target, logits)
@@ -305,8 +298,6 @@ def attribute_text(
             n_steps=n_steps,
             return_convergence_delta=True,
         )
-    finally:
-        model.train(was_training)
     gap = float((logits - base_logits)[0, t[0]])
     delta = float(d.abs()[0])
     return TokenAttribution(

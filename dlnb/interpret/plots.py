@@ -9,9 +9,11 @@ from __future__ import annotations
 import html
 import io
 from collections.abc import Sequence
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 
 import numpy as np
+
+from dlnb.plots import axes
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -20,15 +22,6 @@ if TYPE_CHECKING:
 
     from dlnb.interpret.attribution import Attribution
     from dlnb.interpret.sanity import SanityResult
-
-
-def _axes(ax: Axes | None, figsize: tuple[float, float] = (4, 4)) -> tuple[Figure, Axes]:
-    if ax is not None:
-        return ax.figure, ax
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=figsize)
-    return fig, ax
 
 
 def as_image(
@@ -63,7 +56,7 @@ def plot_overlay(
     title: str | None = None,
 ) -> tuple[Figure, Axes]:
     """The image with the attribution heatmap laid over it (stretched to the image's size)."""
-    fig, ax = _axes(ax)
+    fig, ax = axes(ax, (4, 4))
     image = np.asarray(image)
     h, w = image.shape[:2]
     ax.imshow(image, cmap="gray" if image.ndim == 2 else None)
@@ -85,8 +78,8 @@ def plot_methods(
     if axes is None:
         import matplotlib.pyplot as plt
 
-        fig, axes = plt.subplots(1, len(results) + 1, figsize=(2.4 * (len(results) + 1), 2.6))
-    fig = axes[0].figure
+        _, axes = plt.subplots(1, len(results) + 1, figsize=(2.4 * (len(results) + 1), 2.6))
+    fig = cast("Figure", axes[0].figure)  # as `dlnb.plots.axes` does
     axes[0].imshow(image, cmap="gray" if np.ndim(image) == 2 else None)
     axes[0].set_axis_off()
     axes[0].set_title("input", fontsize=9)
@@ -105,7 +98,7 @@ def plot_top_predictions(
     ax: Axes | None = None,
 ) -> tuple[Figure, Axes]:
     """Horizontal bars of the `k` most probable classes."""
-    fig, ax = _axes(ax, (4, 2.5))
+    fig, ax = axes(ax, (4, 2.5))
     p = np.asarray(probabilities).ravel()
     top = np.argsort(p)[::-1][:k]
     names = [str(class_names[i]) if class_names is not None else str(i) for i in top]
@@ -152,7 +145,7 @@ def plot_tokens(
 ) -> tuple[Figure, Axes]:
     """Tokens laid out in lines, each boxed in a colour given by its attribution."""
     lines = max(1, -(-len(tokens) // per_line))
-    fig, ax = _axes(ax, (10, 0.5 + 0.45 * lines))
+    fig, ax = axes(ax, (10, 0.5 + 0.45 * lines))
     for i, (tok, v) in enumerate(zip(tokens, _scaled(values), strict=True)):
         row, col = divmod(i, per_line)
         ax.text(
@@ -172,7 +165,7 @@ def plot_tokens(
 
 def plot_sanity(results: Sequence[SanityResult], ax: Axes | None = None) -> tuple[Figure, Axes]:
     """Spearman correlation with the trained model's map as layers are randomised."""
-    fig, ax = _axes(ax, (6, 3))
+    fig, ax = axes(ax, (6, 3))
     for r in results:
         ax.plot(range(len(r.spearman) + 1), [1.0, *r.spearman], marker="o", label=r.method)
     bound = results[0].bound
@@ -190,7 +183,7 @@ def plot_sanity(results: Sequence[SanityResult], ax: Axes | None = None) -> tupl
 
 def plot_agreement(table: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
     """A matrix of pairwise rank correlations between methods (from `compare_methods`)."""
-    fig, ax = _axes(ax, (4.5, 4))
+    fig, ax = axes(ax, (4.5, 4))
     im = ax.imshow(table.to_numpy(), vmin=-1, vmax=1, cmap="RdBu_r")
     labels = [c.replace("_", " ") for c in table.columns]
     ax.set_xticks(range(len(labels)), labels, rotation=45, ha="right", fontsize=8)
@@ -204,7 +197,7 @@ def plot_agreement(table: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure,
 
 def plot_importance(table: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure, Axes]:
     """Grouped horizontal bars, one column of `table` (features x sources) per colour."""
-    fig, ax = _axes(ax, (6, 0.3 * len(table) + 1))
+    fig, ax = axes(ax, (6, 0.3 * len(table) + 1))
     table[::-1].plot.barh(ax=ax, width=0.8)
     ax.set_xlabel("share of total importance")
     return fig, ax

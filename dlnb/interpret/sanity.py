@@ -17,13 +17,9 @@ import numpy as np
 import torch
 from torch import nn
 
-from dlnb.interpret.attribution import (
-    Attribution,
-    attribute,
-    forward_logits,
-    model_device,
-    resolve_targets,
-)
+from dlnb.interpret.attribution import Attribution, attribute, forward_logits, resolve_targets
+from dlnb.models import eval_mode
+from dlnb.runtime import model_device
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -74,8 +70,8 @@ def compare_methods(results: dict[str, Attribution]) -> pd.DataFrame:
 
 
 def _randomise(module: nn.Module) -> None:
-    if hasattr(module, "reset_parameters"):
-        module.reset_parameters()
+    if (reset_parameters := getattr(module, "reset_parameters", None)) is not None:
+        reset_parameters()
     else:
         for p in module.parameters(recurse=False):
             nn.init.normal_(p, std=0.02)
@@ -103,9 +99,8 @@ def sanity_check(
     if mode not in ("full", "cascading"):
         raise ValueError(f"Unknown mode {mode!r}; use 'full' or 'cascading'.")
     x = x.to(model_device(model))
-    was_training = model.training
-    targets = resolve_targets(target, forward_logits(model.eval(), x))
-    model.train(was_training)
+    with eval_mode(model):
+        targets = resolve_targets(target, forward_logits(model, x))
 
     def maps(m: nn.Module) -> np.ndarray:
         if callable(method):

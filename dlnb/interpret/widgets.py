@@ -26,7 +26,6 @@ from dlnb.interpret.attribution import (
     attribute,
     attribute_text,
     forward_logits,
-    model_device,
 )
 from dlnb.interpret.plots import (
     as_image,
@@ -36,6 +35,8 @@ from dlnb.interpret.plots import (
     plot_top_predictions,
     tokens_html,
 )
+from dlnb.models import eval_mode
+from dlnb.runtime import model_device
 
 PREDICTED = -1  # target value meaning "the class the model predicts"
 
@@ -137,9 +138,8 @@ class ImageAttributionExplorer(_Explorer):
             raise ValueError(
                 f"Got {len(self.images)} images for {len(inputs)} inputs; pass one per input."
             )
-        was_training = model.training
-        k = forward_logits(model.eval(), inputs[:1].to(model_device(model))).shape[1]
-        model.train(was_training)
+        with eval_mode(model):
+            k = forward_logits(model, inputs[:1].to(model_device(model))).shape[1]
         self.class_names = (
             list(class_names) if class_names is not None else [str(i) for i in range(k)]
         )
@@ -172,7 +172,7 @@ class ImageAttributionExplorer(_Explorer):
             ]
         )
         self._cache: dict[tuple, Attribution] = {}
-        self.result: Attribution | None = None
+        self.result: Attribution  # set by every update, the first one below
         self._watch()
         self.update()
 
@@ -274,7 +274,7 @@ class TextAttributionView(_Explorer):
                 self.status,
             ]
         )
-        self.result: TokenAttribution | None = None
+        self.result: TokenAttribution  # set by every update, the first one below
         self._watch()
         self.update()
 

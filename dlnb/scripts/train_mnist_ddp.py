@@ -20,7 +20,8 @@ import torch
 
 from dlnb.models import LeNet5
 from dlnb.train import distributed
-from dlnb.train.loop import TrainConfig, evaluate, fit
+from dlnb.train.config import TrainConfig
+from dlnb.train.loop import evaluate, fit, resolve_device
 from dlnb.vision.datasets import mnist_loaders
 
 
@@ -59,8 +60,9 @@ def main(argv: list[str] | None = None) -> dict:
             seed=args.seed,
             checkpoint_dir=str(out / "checkpoints"),
         )
-        history = fit(model, loaders, config)
-        test = evaluate(model, loaders.test, config)  # same weights on every rank
+        device = resolve_device(config)
+        history = fit(model, loaders, config, device=device)
+        test = evaluate(model, loaders.test, config, device=device)  # same weights on every rank
         summary = {
             "world_size": distributed.world_size(),
             "backend": torch.distributed.get_backend() if distributed.is_distributed() else None,

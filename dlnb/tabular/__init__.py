@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dlnb.tabular.catalog import parse_adult, parse_california, parse_covtype
-from dlnb.tabular.comparison import MODELS, Budget, batches, compare, scores
+from dlnb.tabular.comparison import MODELS, Budget, compare, scores
 from dlnb.tabular.fairness import (
     apply_thresholds,
     disparities,
@@ -57,7 +57,6 @@ __all__ = [
     "FTTransformer",
     "build_model",
     "Budget",
-    "batches",
     "scores",
     "compare",
     "Audit",

@@ -15,30 +15,37 @@ from __future__ import annotations
 import json
 import math
 import time
-from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import pandas as pd
 import torch
 
-from dlnb.data.loaders import Loaders
+from dlnb.data.loaders import make_loaders
+from dlnb.data.resident import GpuLoader
 from dlnb.models import count_parameters
-from dlnb.runtime import Timer, pick_device
+from dlnb.runtime import Timer, cpu_threads
 from dlnb.tabular.models import build_model, sample_params
 from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
 from dlnb.tabular.results import Results
 from dlnb.tabular.tables import Table
+from dlnb.train.config import TrainConfig
+from dlnb.train.loop import resolve_device
 
 MODELS = ("xgboost", "mlp", "emb_mlp", "ft_transformer")
 
 
 @dataclass(frozen=True)
 class Budget:
-    """The tuning budget every model gets: the same number of trials, each with early stopping."""
+    """The tuning budget every model gets: the same number of trials, each with early stopping.
+
+    `train` configures every neural-network trial (`train.epochs` at most, stopped after
+    `patience` epochs without progress) and the device of the whole comparison; each trial sets
+    its own `lr` and `weight_decay` (tuned), `loss` (from the task) and `seed`.
+    """
 
     trials: int = 4
-    max_epochs: int = 100  # neural nets: epochs at most, stopped after `patience` without progress
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, progress=False))
     patience: int = 8
     max_rounds: int = (
         2000  # XGBoost: boosting rounds at most, stopped after `early_stopping_rounds`
@@ -57,31 +64,9 @@ class _Part:
     y: np.ndarray
 
 
-class _RowBatches(torch.utils.data.Dataset):
-    """Indexable by a list of rows: returns the whole batch `((x_num, x_cat), y)` at once."""
-
-    def __init__(self, part: _Part, y: np.ndarray):
-        self.x_num, self.x_cat = torch.from_numpy(part.x_num), torch.from_numpy(part.x_cat)
-        self.y = torch.from_numpy(y)
-
-    def __len__(self) -> int:
-        return len(self.y)
-
-    def __getitem__(self, rows):
-        return (self.x_num[rows], self.x_cat[rows]), self.y[rows]
-
-
-def batches(
-    part: _Part, y: np.ndarray, batch_size: int, shuffle: bool
-) -> torch.utils.data.DataLoader:
-    """A DataLoader of `((x_num, x_cat), y)` batches that slices tensors instead of collating rows."""
-    from torch.utils.data import BatchSampler, DataLoader, RandomSampler, SequentialSampler
-
-    ds = _RowBatches(part, y)
-    sampler = RandomSampler(ds) if shuffle else SequentialSampler(ds)  # fit seeds torch per epoch
-    return DataLoader(
-        ds, sampler=BatchSampler(sampler, batch_size, drop_last=False), batch_size=None
-    )
+def _tensors(part: _Part, y: np.ndarray) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
+    """A part as the neural models take it: inputs `(x_num, x_cat)` and targets `y`."""
+    return (torch.from_numpy(part.x_num), torch.from_numpy(part.x_cat)), torch.from_numpy(y)
 
 
 def scores(task: str, y: np.ndarray, out: np.ndarray, n_classes: int) -> dict:
@@ -182,7 +167,7 @@ def _run_neural(
     seed: int,
 ) -> dict:
     from dlnb.train.callbacks import EarlyStopping
-    from dlnb.train.loop import TrainConfig, fit, predict
+    from dlnb.train.loop import fit, predict
 
     regression = task == "regression"
     mu, sd = (
@@ -199,24 +184,29 @@ def _run_neural(
         name, params, pre.n_numeric_out, pre.cardinalities, 1 if regression else n_classes
     )
     batch_size = min(budget.batch_size, max(16, len(data["train"].y) // 10))
-    loaders = Loaders(
-        batches(data["train"], target(data["train"]), batch_size, shuffle=True),
-        batches(data["valid"], target(data["valid"]), 4096, shuffle=False),
+    loaders = make_loaders(  # resident tensors, batched by slicing (no per-row collation)
+        *_tensors(data["train"], target(data["train"])),
+        valid=_tensors(data["valid"], target(data["valid"])),
+        batch_size=batch_size,
+        eval_batch_size=4096,
+        seed=seed,
+        device=device,
     )
-    config = TrainConfig(
-        epochs=budget.max_epochs,
+    config = replace(
+        budget.train,
         lr=params["lr"],
         weight_decay=params["weight_decay"],
         loss="mse" if regression else "cross_entropy",
-        device=str(device),
         seed=seed,
-        progress=False,
     )
     with Timer(device) as t:
-        history = fit(net, loaders, config, callbacks=[EarlyStopping(patience=budget.patience)])
+        history = fit(
+            net, loaders, config, [EarlyStopping(patience=budget.patience)], device=device
+        )
 
     def predict_part(part: _Part) -> np.ndarray:
-        logits, _ = predict(net, batches(part, target(part), 4096, shuffle=False), device)
+        loader = GpuLoader(*_tensors(part, target(part)), 4096, shuffle=False, device=device)
+        logits, _ = predict(net, loader, device)
         if regression:
             return logits.reshape(-1) * sd + mu
         return torch.softmax(torch.from_numpy(logits), 1).numpy()
@@ -290,7 +280,8 @@ def _tune(
     threads: int | None,
 ) -> dict:
     """Run `budget.trials` random-search trials of model `name`; the best on validation wins."""
-    rng, best = np.random.default_rng([seed, len(data["train"].y)]), None
+    rng = np.random.default_rng([seed, len(data["train"].y)])
+    best: dict | None = None
     for trial in range(1 if name == "majority" else budget.trials):
         if name == "majority":
             params, run = {}, _run_majority(data, task, n_classes)
@@ -304,19 +295,8 @@ def _tune(
         run["hyper"] = params
         if best is None or run["valid"] < best["valid"]:
             best = run
+    assert best is not None, "compare checks that Budget.trials >= 1"
     return best
-
-
-@contextmanager
-def _cpu_threads(threads: int | None):
-    """Cap torch's CPU threads inside the block (no change when `threads` is None)."""
-    before = torch.get_num_threads()
-    if threads is not None:
-        torch.set_num_threads(threads)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(before)
 
 
 def compare(
@@ -327,14 +307,14 @@ def compare(
     budget: Budget = Budget(),
     train_sizes: tuple[int | None, ...] = (None,),
     overrides: dict[str, dict] | None = None,
-    device: str = "auto",
     scaling: str = "quantile",
     valid_fraction: float = 0.15,
     test_fraction: float = 0.2,
     threads: int | None = None,
     progress: bool = True,
 ) -> Results:
-    """Tune and test every model on `table` under the same splits, seeds and budget.
+    """Tune and test every model on `table` under the same splits, seeds and budget, on the
+    device `budget.train.device` names.
 
     `overrides` fixes hyperparameters of a model in every trial, e.g. a small FT-Transformer on a
     CPU: `{"ft_transformer": {"d_token": 32, "n_blocks": 1}}`. `threads` caps the CPU threads of
@@ -346,10 +326,10 @@ def compare(
         raise ValueError(f"Unknown models {unknown}; choose from {MODELS}.")
     if budget.trials < 1 or not seeds:
         raise ValueError("compare needs at least one seed and Budget.trials >= 1.")
-    dev = pick_device(device)
+    dev = resolve_device(budget.train)
     n_classes = 1 if table.task == "regression" else int(max(len(table.classes), table.y.max() + 1))
     rows, predictions = [], {}
-    with _cpu_threads(threads):
+    with cpu_threads(threads):
         for seed in seeds:
             split = make_split(table, seed, valid_fraction, test_fraction)
             for n_train in train_sizes:

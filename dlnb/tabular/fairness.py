@@ -12,6 +12,8 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from dlnb.plots import axes
+
 RATES = ("selection_rate", "accuracy", "fpr", "fnr")
 
 
@@ -102,9 +104,7 @@ def apply_thresholds(scores, groups, thresholds: dict[str, float]) -> np.ndarray
 
 def plot_group_metrics(metrics: pd.DataFrame, ax=None, title: str = "per-group rates"):
     """Grouped bars of accuracy, selection rate, FPR and FNR for each group."""
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(7, 3.5)) if ax is None else (ax.figure, ax)
+    fig, ax = axes(ax, (7, 3.5))
     groups = metrics.drop(index="all", errors="ignore")
     width = 0.8 / len(groups)
     x = np.arange(len(RATES))

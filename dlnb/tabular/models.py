@@ -104,6 +104,7 @@ class CategoricalEmbedding(nn.Module):
     def __init__(self, cardinalities: Sequence[int], dim: int):
         super().__init__()
         offsets = torch.tensor([0, *np.cumsum(cardinalities)[:-1]], dtype=torch.long)
+        self.offsets: torch.Tensor
         self.register_buffer("offsets", offsets[: len(cardinalities)], persistent=False)
         self.embedding = nn.Embedding(max(int(sum(cardinalities)), 1), dim)
         # Small vectors at first: the network starts from the other features and grows the

@@ -78,7 +78,7 @@ class Preprocessor:
         raw = self._numbers(X)
         missing = np.isnan(raw)
         num = np.where(missing, self.fill, raw)
-        if self.scaling == "quantile":
+        if self.scaling == "quantile" and self.quantiles is not None:  # None: no numeric columns
             num = _quantile_normal(num, self.quantiles)
         elif self.scaling == "standard":
             num = (num - self.mean) / self.std

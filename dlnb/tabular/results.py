@@ -9,9 +9,15 @@ numbers say in sentences computed from them.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
 
 import numpy as np
 import pandas as pd
+
+from dlnb.plots import axes
+
+if TYPE_CHECKING:
+    from dlnb.tabular.tables import Table
 
 NAMES = {
     "majority": "majority class",
@@ -54,7 +60,7 @@ class Results:
 
     frame: pd.DataFrame
     predictions: dict = field(default_factory=dict, repr=False)
-    source: object = field(default=None, repr=False)
+    source: Table | None = field(default=None, repr=False)
 
     @property
     def metric(self) -> str:
@@ -117,9 +123,7 @@ class Results:
 
     def plot_learning_curve(self, ax=None):
         """Mean test metric (± std over seeds) against training-set size, one line per model."""
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4)) if ax is None else (ax.figure, ax)
+        fig, ax = axes(ax, (6, 4))
         s = self.summary()
         for model, g in s.groupby("model", sort=False):
             style = {"linestyle": "--", "color": "grey"} if model == "majority" else {"marker": "o"}
@@ -143,9 +147,7 @@ class Results:
 
     def plot_cost(self, ax=None):
         """Tuning wall-clock (all trials) against the test metric at the largest training size."""
-        import matplotlib.pyplot as plt
-
-        fig, ax = plt.subplots(figsize=(6, 4)) if ax is None else (ax.figure, ax)
+        fig, ax = axes(ax, (6, 4))
         for _, r in self.largest().iterrows():
             if r["model"] == "majority":
                 continue
@@ -192,7 +194,7 @@ class Results:
         if table is None or table.task != "binary":
             raise ValueError("The bias audit needs the results of a binary classification table.")
         attribute = attribute or (table.sensitive[0] if table.sensitive else None)
-        if attribute not in table.X.columns:
+        if attribute is None or attribute not in table.X.columns:
             raise ValueError(
                 f"Name a sensitive column to audit (the table has {list(table.X.columns)})."
             )

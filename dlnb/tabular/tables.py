@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
+from dlnb.data.loaders import subset_indices
+
 Arrays = dict[str, np.ndarray]
 TASKS = ("binary", "multiclass", "regression")
 
@@ -44,7 +46,7 @@ class Table:
         """A random subset of `n_rows` rows (all rows when the table is smaller)."""
         if n_rows >= len(self):
             return self
-        idx = np.sort(np.random.default_rng(seed).choice(len(self), n_rows, replace=False))
+        idx = subset_indices(len(self), n_rows, seed)
         return Table(
             self.name,
             self.X.iloc[idx].reset_index(drop=True),
@@ -256,7 +258,7 @@ def make_synthetic(
     if task == "binary":
         y = (signal > np.median(signal)).astype(np.int64)
         y ^= (rng.random(n_rows) < noise_rate).astype(np.int64)
-        classes = ("0", "1")
+        classes: tuple[str, ...] = ("0", "1")
     else:
         y = (signal + noise_rate * signal.std() * rng.normal(size=n_rows)).round(4)
         classes = ()

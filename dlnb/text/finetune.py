@@ -21,11 +21,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, Dataset
 
-from dlnb.data.loaders import Loaders
+from dlnb.data.loaders import Loaders, make_loaders
 from dlnb.data.registry import data_dir
-from dlnb.train.loop import TrainConfig, evaluate, fit
+from dlnb.train.config import TrainConfig
+from dlnb.train.loop import evaluate, fit, resolve_device
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
 #: Hub names that an installed package mirrors offline: name -> (module, pip name, folder).
@@ -220,28 +220,18 @@ def tokenize(tokenizer, texts: Sequence[str], max_length: int | None = None) -> 
     ]
 
 
-class TextDataset(Dataset):
-    """Tokenized texts and their class ids; items are (token ids, label)."""
-
-    def __init__(
-        self,
-        tokenizer,
-        texts: Sequence[str],
-        labels: Sequence,
-        label_names: Sequence[str],
-        max_length: int | None = 64,
-    ):
-        texts = check_texts(texts)
-        if len(texts) != len(labels):
-            raise ValueError(f"{len(texts)} texts but {len(labels)} labels: they must pair up.")
-        self.labels = encode_labels(labels, label_names)
-        self.ids = tokenize(tokenizer, texts, max_length)
-
-    def __len__(self) -> int:
-        return len(self.ids)
-
-    def __getitem__(self, i: int) -> tuple[list[int], int]:
-        return self.ids[i], int(self.labels[i])
+def encode_texts(
+    tokenizer,
+    texts: Sequence[str],
+    labels: Sequence,
+    label_names: Sequence[str],
+    max_length: int | None = 64,
+) -> tuple[list[list[int]], np.ndarray]:
+    """Token ids of each text (see `tokenize`) and the class ids of their labels."""
+    texts = check_texts(texts)
+    if len(texts) != len(labels):
+        raise ValueError(f"{len(texts)} texts but {len(labels)} labels: they must pair up.")
+    return tokenize(tokenizer, texts, max_length), encode_labels(labels, label_names)
 
 
 def pad_collate(pad_id: int = 0) -> Callable:
@@ -271,19 +261,14 @@ def text_loaders(
     max_length: int | None = 64,
     seed: int = 0,
 ) -> Loaders:
-    """Loaders of (texts, labels) pairs with dynamic padding; train is shuffled with `seed`."""
-    collate = pad_collate(tokenizer.pad_token_id or 0)
+    """`make_loaders` of (texts, labels) pairs, tokenized and padded per batch; train shuffled by `seed`."""
 
-    def loader(split: tuple | None, shuffle: bool) -> DataLoader | None:
-        if split is None:
-            return None
-        dataset = TextDataset(tokenizer, split[0], split[1], label_names, max_length)
-        generator = torch.Generator().manual_seed(seed) if shuffle else None
-        return DataLoader(
-            dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate
-        )
+    def encode(split: tuple) -> tuple:
+        return encode_texts(tokenizer, split[0], split[1], label_names, max_length)
 
-    return Loaders(loader(train, True), loader(valid, False), loader(test, False))
+    return _padded_loaders(
+        train, valid, test, encode, batch_size, seed, pad_collate(tokenizer.pad_token_id or 0)
+    )
 
 
 def token_loaders(
@@ -295,31 +280,43 @@ def token_loaders(
     seed: int = 0,
     pad_id: int = 0,
 ) -> Loaders:
-    """Loaders of already tokenized (input_ids, attention_mask, y) arrays, re-padded per batch."""
+    """`make_loaders` of already tokenized (input_ids, attention_mask, y) arrays, re-padded per batch."""
 
-    def loader(split: tuple | None, shuffle: bool) -> DataLoader | None:
-        if split is None:
-            return None
+    def unpad(split: tuple) -> tuple:
         ids, mask, y = (np.asarray(a) for a in split)
         if not (len(ids) == len(mask) == len(y)) or ids.shape != mask.shape:
             raise ValueError(
                 f"input_ids {ids.shape}, attention_mask {mask.shape} and y {y.shape} "
                 "must have matching rows (and ids and mask the same shape)."
             )
-        items = [
-            (row[keep.astype(bool)].tolist(), int(label))
-            for row, keep, label in zip(ids, mask, y, strict=True)
-        ]
-        generator = torch.Generator().manual_seed(seed) if shuffle else None
-        return DataLoader(
-            items,
-            batch_size=batch_size,
-            shuffle=shuffle,
-            generator=generator,
-            collate_fn=pad_collate(pad_id),
-        )
+        return [row[keep.astype(bool)].tolist() for row, keep in zip(ids, mask, strict=True)], y
 
-    return Loaders(loader(train, True), loader(valid, False), loader(test, False))
+    return _padded_loaders(train, valid, test, unpad, batch_size, seed, pad_collate(pad_id))
+
+
+def _padded_loaders(
+    train: tuple,
+    valid: tuple | None,
+    test: tuple | None,
+    encode: Callable[[tuple], tuple],
+    batch_size: int,
+    seed: int,
+    collate: Callable,
+) -> Loaders:
+    """Splits given as they are (nothing held out of train), each encoded to (token ids, y)."""
+    x_train, y_train = encode(train)
+    x_test, y_test = encode(test) if test is not None else (None, None)
+    return make_loaders(
+        x_train,
+        y_train,
+        x_test,
+        y_test,
+        valid=encode(valid) if valid is not None else None,
+        valid_fraction=0.0,
+        batch_size=batch_size,
+        seed=seed,
+        collate_fn=collate,
+    )
 
 
 def epochs_for(n_examples: int, batch_size: int, min_steps: int, min_epochs: int = 1) -> int:
@@ -359,9 +356,10 @@ def finetune_classifier(
         seed=config.seed,
     )
     model = load_classifier(checkpoint, len(label_names), pretrained=pretrained, seed=config.seed)
+    device = resolve_device(config)
     start = time.perf_counter()
-    history = fit(model, loaders, config)
-    scores = evaluate(model, loaders.test, config)
+    history = fit(model, loaders, config, device=device)
+    scores = evaluate(model, loaders.test, config, device=device)
     return {
         "accuracy": scores["accuracy"],
         "loss": scores["loss"],
@@ -395,75 +393,3 @@ def tfidf_classifier(
     pipeline.fit(check_texts(train[0]), y_train)
     accuracy = float((pipeline.predict(check_texts(test[0])) == y_test).mean())
     return {"accuracy": accuracy, "model": pipeline, "seconds": time.perf_counter() - start}
-
-
-# --- data-efficiency curves ----------------------------------------------------------------------
-
-
-def data_efficiency(
-    methods: dict[str, Callable[[np.ndarray, int], dict]],
-    labels: Sequence[int],
-    sizes: Sequence[int | None],
-    seeds: Sequence[int],
-):
-    """Run every method on every (examples per class, seed) subset of the training set.
-
-    `methods[name](train_indices, seed)` trains on those rows and returns a dict with at least
-    `accuracy`. For one seed the subsets are nested (the 2-per-class rows are inside the 16).
-    Returns a DataFrame: method, n_per_class (-1 = all), n_train, seed, accuracy, seconds.
-    """
-    import pandas as pd
-
-    from dlnb.vision.finetune import per_class_subset
-
-    rows = []
-    for size in sizes:
-        for seed in seeds:
-            indices = per_class_subset(labels, size, seed)
-            for name, method in methods.items():
-                start = time.perf_counter()
-                result = method(indices, seed)
-                rows.append(
-                    {
-                        "method": name,
-                        "n_per_class": -1 if size is None else size,
-                        "n_train": len(indices),
-                        "seed": seed,
-                        "accuracy": float(result["accuracy"]),
-                        "seconds": time.perf_counter() - start,
-                    }
-                )
-    return pd.DataFrame(rows)
-
-
-def summarise_curve(frame):
-    """Mean and standard deviation of accuracy per method (columns) and size (rows)."""
-    table = (
-        frame.groupby(["n_per_class", "method"])["accuracy"].agg(["mean", "std"]).unstack("method")
-    )
-    return table.sort_index(key=lambda idx: np.where(idx == -1, np.iinfo(np.int64).max, idx))
-
-
-def plot_data_efficiency(frame, ax=None, chance: float | None = None, title: str | None = None):
-    """Accuracy against training examples per class, one line per method (mean, min-max band)."""
-    import matplotlib.pyplot as plt
-
-    if ax is None:
-        _, ax = plt.subplots(figsize=(6.5, 4))
-    sizes = sorted(frame["n_train"].unique())
-    for name, part in frame.groupby("method", sort=False):
-        stats = part.groupby("n_train")["accuracy"].agg(["mean", "min", "max"]).reindex(sizes)
-        ax.plot(stats.index, stats["mean"], marker="o", label=name)
-        ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.15)
-    if chance is not None:
-        ax.axhline(chance, color="grey", linestyle=":", label="chance")
-    ax.set_xscale("log", base=2)
-    ax.set_xticks(sizes, [str(n) for n in sizes])
-    ax.minorticks_off()
-    ax.set_xlabel("training examples (all classes)")
-    ax.set_ylabel("test accuracy")
-    ax.legend()
-    ax.grid(alpha=0.3)
-    if title:
-        ax.set_title(title)
-    return ax.figure, ax

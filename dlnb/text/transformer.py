@@ -21,6 +21,10 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlnb.models import eval_mode
+from dlnb.plots import axes
+from dlnb.runtime import model_device
+
 POSITIONS = ("sinusoidal", "learned", "none")
 POOLINGS = ("cls", "mean")
 
@@ -162,6 +166,7 @@ class TransformerEncoder(nn.Module):
         super().__init__()
         self.config = c = config
         self.embed = nn.Embedding(c.vocab_size, c.d_model)
+        self.pos: torch.Tensor | None  # a learned parameter, a fixed buffer, or none
         if c.positions == "learned":
             self.pos = nn.Parameter(torch.randn(c.max_len, c.d_model))  # same scale as embed
         elif c.positions == "sinusoidal":
@@ -236,12 +241,10 @@ def attention_maps(
     model: TransformerEncoder, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
 ) -> list[np.ndarray]:
     """Attention weights of every layer in eval mode: a list of (B, heads, T, T) numpy arrays."""
-    was_training = model.training
-    model.eval()
-    device = next(model.parameters()).device
+    device = model_device(model)
     mask = attention_mask.to(device) if attention_mask is not None else None
-    out = model(input_ids.to(device), mask, output_attentions=True)
-    model.train(was_training)
+    with eval_mode(model):
+        out = model(input_ids.to(device), mask, output_attentions=True)
     return [w.float().cpu().numpy() for w in out.attentions]
 
 
@@ -254,8 +257,6 @@ def plot_attention(
     cmap: str = "magma",
 ):
     """Heatmap of one (queries, keys) attention matrix with tokens on the axes; returns (fig, ax)."""
-    import matplotlib.pyplot as plt
-
     weights = np.asarray(weights.detach().cpu() if isinstance(weights, torch.Tensor) else weights)
     if weights.ndim != 2:
         raise ValueError(
@@ -268,11 +269,8 @@ def plot_attention(
             f"weights have shape {weights.shape} but there are {len(query_tokens)} query "
             f"and {len(tokens)} key tokens."
         )
-    if ax is None:
-        size = max(3.0, 0.28 * len(tokens) + 1.5)
-        fig, ax = plt.subplots(figsize=(size, max(2.0, 0.28 * len(query_tokens) + 1.2)))
-    else:
-        fig = ax.figure
+    size = (max(3.0, 0.28 * len(tokens) + 1.5), max(2.0, 0.28 * len(query_tokens) + 1.2))
+    fig, ax = axes(ax, size)
     ax.imshow(weights, cmap=cmap, vmin=0.0, vmax=max(float(weights.max()), 1e-6), aspect="auto")
     ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=8)
     ax.set_yticks(range(len(query_tokens)), query_tokens, fontsize=8)
@@ -287,12 +285,9 @@ def plot_cls_attention(
     maps: Sequence[np.ndarray], index: int, tokens: Sequence[str], ax=None, title: str | None = None
 ):
     """What the first ([CLS]) token attends to, per layer and head, for example `index`; returns (fig, ax)."""
-    import matplotlib.pyplot as plt
-
     rows = np.concatenate([m[index, :, 0, : len(tokens)] for m in maps])  # (layers * heads, T)
     labels = [f"L{layer} h{head}" for layer, m in enumerate(maps) for head in range(m.shape[1])]
-    if ax is None:
-        _, ax = plt.subplots(figsize=(max(4.0, 0.3 * len(tokens) + 1.5), 0.3 * len(labels) + 1.2))
+    _, ax = axes(ax, (max(4.0, 0.3 * len(tokens) + 1.5), 0.3 * len(labels) + 1.2))
     fig, ax = plot_attention(rows, tokens, ax=ax, query_tokens=labels, title=title)
     ax.set_ylabel("[CLS] query: layer, head")
     return fig, ax

@@ -1,4 +1,4 @@
-"""Training: the loop, one step, callbacks, history, checkpoints, precision, memory, DDP."""
+"""Training: the config, the loop, one step, callbacks, history, checkpoints, precision, memory, DDP."""
 
 from __future__ import annotations
 
@@ -11,15 +11,16 @@ from dlnb.train.checkpoint import (
     save_checkpoint,
     unwrap_model,
 )
-from dlnb.train.history import History
-from dlnb.train.loop import (
+from dlnb.train.config import (
     NonFiniteLossError,
     TrainConfig,
     TrainState,
-    evaluate,
-    fit,
-    predict,
+    batches_per_epoch,
+    make_optimizer,
+    make_scheduler,
 )
+from dlnb.train.history import History
+from dlnb.train.loop import evaluate, fit, predict, resolve_device
 from dlnb.train.measure import measure_fit
 from dlnb.train.memory import find_batch_size, is_out_of_memory
 from dlnb.train.precision import autocast, autocast_dtype
@@ -35,9 +36,13 @@ __all__ = [
     "NonFiniteLossError",
     "TrainConfig",
     "TrainState",
+    "make_optimizer",
+    "make_scheduler",
+    "batches_per_epoch",
     "fit",
     "evaluate",
     "predict",
+    "resolve_device",
     "to_device",
     "split_batch",
     "call_model",

@@ -118,10 +118,11 @@ class ProgressBar(Callback):
             return
         from tqdm.auto import tqdm
 
-        total = len(state.train_loader)
-        if state.config.max_steps_per_epoch:
-            total = min(total, state.config.max_steps_per_epoch * state.config.grad_accum)
-        self.bar = tqdm(total=total, desc=f"epoch {state.epoch}/{state.config.epochs}", leave=False)
+        self.bar = tqdm(
+            total=state.batches_per_epoch,
+            desc=f"epoch {state.epoch}/{state.config.epochs}",
+            leave=False,
+        )
 
     def on_batch_end(self, state) -> None:
         if self.bar is not None:

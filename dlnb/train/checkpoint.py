@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-import os
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from dlnb.runtime import atomic_write
 
 
 def unwrap_model(model: nn.Module) -> nn.Module:
@@ -21,17 +21,8 @@ def unwrap_model(model: nn.Module) -> nn.Module:
 def save_checkpoint(path: str | Path, payload: dict) -> Path:
     """Write `payload` with torch.save to a temporary file, fsync it, then rename it into place."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, suffix=".pt.tmp")
-    try:
-        with os.fdopen(fd, "wb") as f:
-            torch.save(payload, f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.chmod(tmp, 0o644)
-        os.replace(tmp, path)
-    finally:
-        Path(tmp).unlink(missing_ok=True)
+    with atomic_write(path, suffix=".pt.tmp") as f:
+        torch.save(payload, f)
     return path
 
 

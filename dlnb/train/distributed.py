@@ -8,16 +8,19 @@ unchanged with `python train.py` and with `torchrun --nproc-per-node 4 train.py`
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Iterator, Sized
 from contextlib import contextmanager
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
 from torch.utils.data import DataLoader, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
+
+if TYPE_CHECKING:
+    from torch.nn.parallel import DistributedDataParallel
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -116,7 +119,7 @@ def rank_device(device: torch.device) -> torch.device:
     return device
 
 
-def wrap_ddp(model: nn.Module, device: torch.device) -> nn.Module:
+def wrap_ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
     """Wrap `model` in DistributedDataParallel (gradients are averaged across ranks in backward)."""
     from torch.nn.parallel import DistributedDataParallel
 
@@ -189,6 +192,11 @@ def shard_loader(
             "Cannot shard a DataLoader built with a custom batch_sampler; build it with "
             "batch_size=... so each rank can get a DistributedSampler."
         )
+    if not isinstance(loader.dataset, Sized):
+        raise TypeError(
+            "Cannot shard a DataLoader over a dataset without a length (an IterableDataset); "
+            "give each rank its own part of the stream, or use a map-style dataset."
+        )
     if train:
         sampler: Any = DistributedSampler(
             loader.dataset,
@@ -218,6 +226,6 @@ def shard_loader(
 def set_epoch(loader: Any, epoch: int) -> None:
     """Tell a loader (or its sampler) which epoch starts, so each epoch shuffles differently."""
     for target in (loader, getattr(loader, "sampler", None)):
-        if hasattr(target, "set_epoch"):
+        if target is not None and hasattr(target, "set_epoch"):
             target.set_epoch(epoch)
             return

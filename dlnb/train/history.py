@@ -55,10 +55,10 @@ class History:
             None,
         )
         if ax is None:
-            fig, axes = plt.subplots(
+            fig, grid = plt.subplots(
                 1, 2 if metric else 1, figsize=(10 if metric else 5, 3.5), squeeze=False
             )
-            axes = axes[0]
+            axes = grid[0]
         else:
             fig, axes = ax.figure, [ax]
         epochs = self["epoch"]

@@ -15,17 +15,26 @@ from __future__ import annotations
 import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable
-from dataclasses import dataclass, field, fields
+from collections.abc import Callable, Iterable, Sequence
 from pathlib import Path
+from typing import Any, cast
 
 import torch
 from torch import nn
 
-from dlnb.runtime import pick_device, seed_everything
+from dlnb.models import eval_mode
+from dlnb.runtime import model_device, pick_device, seed_everything
 from dlnb.train import distributed as dist
 from dlnb.train.callbacks import Callback, EarlyStopping, LivePlot, ProgressBar
 from dlnb.train.checkpoint import checkpoint_payload, load_checkpoint, restore, save_checkpoint
+from dlnb.train.config import (
+    NonFiniteLossError,
+    TrainConfig,
+    TrainState,
+    batches_per_epoch,
+    make_optimizer,
+    make_scheduler,
+)
 from dlnb.train.history import History
 from dlnb.train.precision import autocast, autocast_dtype
 from dlnb.train.step import call_model, compute_loss, count_correct, split_batch, to_device
@@ -35,134 +44,23 @@ __all__ = [
     "EarlyStopping",
     "History",
     "LivePlot",
-    "NonFiniteLossError",
     "ProgressBar",
-    "TrainConfig",
-    "TrainState",
     "compute_loss",
     "evaluate",
     "fit",
     "load_checkpoint",
     "predict",
+    "resolve_device",
     "save_checkpoint",
 ]
 
 
-class NonFiniteLossError(FloatingPointError):
-    """The training loss became NaN or infinite."""
+def resolve_device(config: TrainConfig) -> torch.device:
+    """The device a run of `config` uses in this process (this rank's GPU under torchrun)."""
+    return dist.rank_device(pick_device(config.device))
 
 
-@dataclass
-class TrainConfig:
-    """Everything `fit` needs to know besides the model and the data."""
-
-    epochs: int = 3
-    lr: float = 1e-3
-    optimizer: str = "adamw"  # "adamw" | "sgd"
-    weight_decay: float = 0.0
-    momentum: float = 0.9
-    scheduler: str | None = None  # None | "onecycle" | "cosine"
-    loss: str = "cross_entropy"  # "cross_entropy" | "mse" | "bce"
-    label_smoothing: float = 0.0
-    grad_clip: float | None = None
-    grad_accum: int = 1
-    amp: str = "auto"  # "auto" (bf16/fp16 on CUDA, off elsewhere) | "off" | "bf16" | "fp16" (CUDA)
-    compile: bool = False
-    channels_last: bool = False
-    device: str = "auto"
-    seed: int = 0
-    deterministic: bool = False
-    checkpoint_dir: str | None = None
-    resume: bool = True
-    progress: bool = True
-    live_plot: bool = False
-    max_steps_per_epoch: int | None = None
-    param_groups: Callable[[nn.Module], list[dict]] | None = None
-
-    def __post_init__(self):
-        checks = {
-            "optimizer": (self.optimizer, ("adamw", "sgd")),
-            "scheduler": (self.scheduler, (None, "onecycle", "cosine")),
-            "loss": (self.loss, ("cross_entropy", "mse", "bce")),
-            "amp": (self.amp, ("auto", "off", "bf16", "fp16")),
-        }
-        for name, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise ValueError(f"TrainConfig.{name}={value!r} is not one of {allowed}.")
-        if self.epochs < 1 or self.grad_accum < 1:
-            raise ValueError("TrainConfig.epochs and TrainConfig.grad_accum must be at least 1.")
-        if not self.lr > 0:
-            raise ValueError(f"TrainConfig.lr must be positive, got {self.lr}.")
-        if not 0.0 <= self.label_smoothing < 1.0:
-            raise ValueError(
-                f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}."
-            )
-        if self.grad_clip is not None and not self.grad_clip > 0:
-            raise ValueError(
-                f"TrainConfig.grad_clip must be positive or None, got {self.grad_clip}."
-            )
-        if self.max_steps_per_epoch is not None and self.max_steps_per_epoch < 1:
-            raise ValueError(
-                "TrainConfig.max_steps_per_epoch must be at least 1 (or None for all)."
-            )
-
-    def to_dict(self) -> dict:
-        """The config as plain values (callables left out), for checkpoints and reports."""
-        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "param_groups"}
-
-
-@dataclass
-class TrainState:
-    """What callbacks can see (and `stop`) while `fit` runs."""
-
-    model: nn.Module
-    optimizer: torch.optim.Optimizer
-    config: TrainConfig
-    device: torch.device
-    history: History
-    scheduler: object = None
-    scaler: object = None
-    train_loader: object = None
-    epoch: int = 0
-    step: int = 0
-    batch: int = 0
-    last_loss: float = math.nan
-    stop: bool = False
-    stop_reason: str = ""
-    epoch_metrics: dict = field(default_factory=dict)
-
-
-# --- optimizer, schedule, epochs ----------------------------------------------------------------
-
-
-def _make_optimizer(model: nn.Module, config: TrainConfig) -> torch.optim.Optimizer:
-    params = (
-        config.param_groups(model)
-        if config.param_groups
-        else [p for p in model.parameters() if p.requires_grad]
-    )
-    if config.optimizer == "sgd":
-        return torch.optim.SGD(
-            params, lr=config.lr, momentum=config.momentum, weight_decay=config.weight_decay
-        )
-    return torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
-
-
-def _steps_per_epoch(loader, config: TrainConfig) -> int:
-    batches = len(loader)
-    if config.max_steps_per_epoch:
-        batches = min(batches, config.max_steps_per_epoch * config.grad_accum)
-    return math.ceil(batches / config.grad_accum)
-
-
-def _make_scheduler(optimizer, config: TrainConfig, steps_per_epoch: int):
-    total = max(1, steps_per_epoch * config.epochs)
-    if config.scheduler == "onecycle":
-        max_lr = [g["lr"] for g in optimizer.param_groups]
-        return torch.optim.lr_scheduler.OneCycleLR(optimizer, max_lr=max_lr, total_steps=total)
-    if config.scheduler == "cosine":
-        return torch.optim.lr_scheduler.CosineAnnealingLR(optimizer, T_max=total)
-    return None
+# --- the loop ------------------------------------------------------------------------------------
 
 
 def _reseed_epoch(loader, config: TrainConfig, epoch: int) -> None:
@@ -172,9 +70,6 @@ def _reseed_epoch(loader, config: TrainConfig, epoch: int) -> None:
     if isinstance(generator, torch.Generator):
         generator.manual_seed(config.seed * 1000 + epoch)
     dist.set_epoch(loader, epoch)
-
-
-# --- the loop ------------------------------------------------------------------------------------
 
 
 def _rank_loaders(loaders, config: TrainConfig) -> tuple:
@@ -202,11 +97,19 @@ def _default_callbacks(callbacks: Iterable[Callback], config: TrainConfig) -> li
 
 
 def fit(
-    model: nn.Module, loaders, config: TrainConfig | None = None, callbacks: Iterable[Callback] = ()
+    model: nn.Module,
+    loaders,
+    config: TrainConfig | None = None,
+    callbacks: Iterable[Callback] = (),
+    *,
+    device: torch.device | None = None,
 ) -> History:
-    """Train `model` on `loaders.train`, validating on `loaders.valid` after each epoch."""
+    """Train `model` on `loaders.train`, validating on `loaders.valid` after each epoch.
+
+    `device` is the run's resolved device; by default `resolve_device(config)`.
+    """
     config = config or TrainConfig()
-    device = dist.rank_device(pick_device(config.device))
+    device = device or resolve_device(config)
     train_loader, valid_loader = _rank_loaders(loaders, config)
     callbacks = _default_callbacks(callbacks, config)
 
@@ -214,7 +117,7 @@ def fit(
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
-    optimizer = _make_optimizer(model, config)
+    optimizer = make_optimizer(model, config)
     amp_dtype = autocast_dtype(config.amp, device)
     state = TrainState(
         model=model,
@@ -222,16 +125,18 @@ def fit(
         config=config,
         device=device,
         history=History(),
-        scheduler=_make_scheduler(optimizer, config, _steps_per_epoch(train_loader, config)),
         scaler=torch.amp.GradScaler(device.type) if amp_dtype == torch.float16 else None,
         train_loader=train_loader,
+        batches_per_epoch=batches_per_epoch(train_loader, config),
     )
+    state.scheduler = make_scheduler(optimizer, config, state.steps_per_epoch)
     ckpt_path = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
     if ckpt_path is not None and config.resume and ckpt_path.exists():
         restore(state, load_checkpoint(ckpt_path), callbacks)  # every rank reads rank 0's file
     ddp_model = dist.wrap_ddp(model, device) if dist.is_distributed() else None
     train_model = ddp_model or model
-    forward_model = torch.compile(train_model) if config.compile else train_model
+    # torch.compile of a Module is an OptimizedModule, a Module (its stubs say only "callable").
+    forward_model = cast(nn.Module, torch.compile(train_model)) if config.compile else train_model
     # Under DDP, evaluate the plain module: DDP's forward would sync buffers across ranks,
     # which hangs when the ranks' validation shards have different numbers of batches.
     eval_model = model if ddp_model is not None else forward_model
@@ -256,9 +161,7 @@ def fit(
         }
         if valid_loader is not None:
             dist.sync_buffers(model)
-            sums = _evaluation_sums(
-                eval_model, valid_loader, device, config.loss, amp_dtype, config.channels_last
-            )
+            sums = _evaluation_sums(eval_model, valid_loader, device, config, amp_dtype)
             valid = _evaluation_metrics(dist.all_reduce_sum(sums), config.loss)
             record.update({f"valid_{k}": v for k, v in valid.items()})
         record["lr"] = optimizer.param_groups[0]["lr"]
@@ -279,17 +182,21 @@ def fit(
     return state.history
 
 
-def _train_epoch(model: nn.Module, state: TrainState, amp_dtype, callbacks, no_sync) -> dict:
+def _train_epoch(
+    model: nn.Module,
+    state: TrainState,
+    amp_dtype: torch.dtype | None,
+    callbacks: Sequence[Callback],
+    no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
+) -> dict:
+    """One epoch of training steps; the epoch's mean loss (and accuracy when classifying)."""
     config, device, optimizer = state.config, state.device, state.optimizer
     model.train()
     sync_every = 1 if device.type == "cpu" else 32
     pending: list[tuple[torch.Tensor, int]] = []
     loss_sum, seen, correct = 0.0, 0, torch.zeros((), device=device, dtype=torch.long)
     classify = config.loss in ("cross_entropy", "bce")
-    k = config.grad_accum
-    n_batches = len(state.train_loader)
-    if config.max_steps_per_epoch:
-        n_batches = min(n_batches, config.max_steps_per_epoch * k)
+    k, n_batches = config.grad_accum, state.batches_per_epoch
     optimizer.zero_grad(set_to_none=True)
 
     def flush() -> None:  # one device sync for the pending losses, then plain Python
@@ -369,26 +276,23 @@ def _evaluation_sums(
     model: nn.Module,
     loader,
     device: torch.device,
-    loss: str,
+    config: TrainConfig,
     amp_dtype: torch.dtype | None,
-    channels_last: bool,
 ) -> dict[str, float]:
     """Summed loss, correct predictions and example count of `model` over `loader`."""
-    was_training = model.training
-    model.eval()
     loss_sum = torch.zeros((), device=device, dtype=torch.float64)
     correct = torch.zeros((), device=device, dtype=torch.long)
     seen = 0
-    for batch in loader:
-        x, y = split_batch(batch)
-        x, y = to_device(x, device, channels_last), to_device(y, device)
-        with autocast(device, amp_dtype):
-            logits = call_model(model, x)
-        loss_sum += compute_loss(logits, y, loss).double() * len(y)
-        if loss != "mse":
-            correct += count_correct(logits, y, loss)
-        seen += len(y)
-    model.train(was_training)
+    with eval_mode(model):
+        for batch in loader:
+            x, y = split_batch(batch)
+            x, y = to_device(x, device, config.channels_last), to_device(y, device)
+            with autocast(device, amp_dtype):
+                logits = call_model(model, x)
+            loss_sum += compute_loss(logits, y, config.loss).double() * len(y)
+            if config.loss != "mse":
+                correct += count_correct(logits, y, config.loss)
+            seen += len(y)
     return {"loss": float(loss_sum), "correct": int(correct), "seen": seen}
 
 
@@ -404,39 +308,30 @@ def _evaluation_metrics(sums: dict[str, float], loss: str) -> dict:
 def evaluate(
     model: nn.Module,
     loader,
-    config_or_device=None,
-    loss: str = "cross_entropy",
+    config: TrainConfig | None = None,
     *,
-    amp_dtype: torch.dtype | None = None,
-    channels_last: bool = False,
+    device: torch.device | None = None,
 ) -> dict:
-    """Mean loss and accuracy (classification) or RMSE (mse) of `model` over `loader`."""
-    if isinstance(config_or_device, TrainConfig):
-        device = dist.rank_device(pick_device(config_or_device.device))
-        loss = config_or_device.loss
-        amp_dtype = autocast_dtype(config_or_device.amp, device)
-        channels_last = config_or_device.channels_last
-    else:
-        device = pick_device(config_or_device or _model_device(model))
-    sums = _evaluation_sums(model, loader, device, loss, amp_dtype, channels_last)
-    return _evaluation_metrics(sums, loss)
+    """Mean loss and accuracy (classification) or RMSE (mse) of `model` over `loader`.
+
+    The loss, autocast and memory format come from `config`; without one, cross-entropy in
+    float32. `device` defaults to `resolve_device(config)`, or without a config the model's.
+    """
+    if device is None:
+        device = resolve_device(config) if config is not None else model_device(model)
+    config = config or TrainConfig(amp="off")
+    sums = _evaluation_sums(model, loader, device, config, autocast_dtype(config.amp, device))
+    return _evaluation_metrics(sums, config.loss)
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, device=None):
-    """Logits and targets of `model` over `loader`, as numpy arrays."""
-    device = pick_device(device or _model_device(model))
-    was_training = model.training
-    model.eval()
+def predict(model: nn.Module, loader, device: torch.device | None = None):
+    """Logits and targets of `model` over `loader` (on `device`, else the model's), as numpy arrays."""
+    device = device or model_device(model)
     outputs, targets = [], []
-    for batch in loader:
-        x, y = split_batch(batch)
-        outputs.append(call_model(model, to_device(x, device)).float().cpu())
-        targets.append(y.cpu() if isinstance(y, torch.Tensor) else torch.as_tensor(y))
-    model.train(was_training)
+    with eval_mode(model):
+        for batch in loader:
+            x, y = split_batch(batch)
+            outputs.append(call_model(model, to_device(x, device)).float().cpu())
+            targets.append(y.cpu() if isinstance(y, torch.Tensor) else torch.as_tensor(y))
     return torch.cat(outputs).numpy(), torch.cat(targets).numpy()
-
-
-def _model_device(model: nn.Module) -> torch.device:
-    param = next(model.parameters(), None)
-    return param.device if param is not None else torch.device("cpu")

@@ -49,6 +49,7 @@ def find_batch_size(
     dtype = autocast_dtype(amp, dev)
     buffers = {name: b.detach().clone() for name, b in model.named_buffers()}
     size = start
+    batch: torch.Tensor | None  # dropped after an out-of-memory error, with the outputs
     try:
         while True:
             try:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 from dlnb.vision.backbones import (
-    Preprocess,
     TransferNet,
     fetch_torchvision_weights,
     imagenet_categories,
@@ -27,26 +26,24 @@ from dlnb.vision.finetune import (
     extract_features,
     freeze,
     linear_probe,
-    per_class_subset,
     plot_top_k,
     stage_param_groups,
     top_k,
     trainable_stages,
     unfreeze,
 )
+from dlnb.vision.preprocess import Preprocess
 from dlnb.vision.transfer import (
     METHODS,
     Recipe,
     Task,
-    data_efficiency,
     digit_augment,
     fine_tune,
     image_task,
-    mnist_task,
-    plot_curve,
     probe,
     recalibrate_batchnorm,
     scratch,
+    transfer_methods,
 )
 
 __all__ = [
@@ -74,18 +71,15 @@ __all__ = [
     "discriminative_lr",
     "extract_features",
     "linear_probe",
-    "per_class_subset",
     "top_k",
     "plot_top_k",
     "Task",
     "image_task",
-    "mnist_task",
     "digit_augment",
     "Recipe",
     "probe",
     "fine_tune",
     "recalibrate_batchnorm",
     "scratch",
-    "data_efficiency",
-    "plot_curve",
+    "transfer_methods",
 ]

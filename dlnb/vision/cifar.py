@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from dlnb.data.registry import DatasetSpec, RemoteFile, UrlSource, register
+from dlnb.data.registry import DatasetSpec, RemoteFile, UrlSource, open_member, register
 
 CIFAR10_URL = "https://www.cs.toronto.edu/~kriz/cifar-10-binary.tar.gz"
 # Published sha256 of the archive (the same value in TensorFlow Datasets' url checksums).
@@ -53,7 +53,7 @@ def _parse_cifar10(paths: dict[str, Path]) -> dict[str, np.ndarray]:
             base = Path(member.name).name
             if member.isfile() and base in names:
                 batches[base] = parse_cifar_batch(
-                    tar.extractfile(member).read(), f"{archive}:{member.name}"
+                    open_member(tar, member).read(), f"{archive}:{member.name}"
                 )
     missing = sorted(names - set(batches))
     if missing:

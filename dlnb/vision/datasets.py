@@ -6,11 +6,15 @@ import gzip
 import struct
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 
 from dlnb.data.loaders import Loaders, make_loaders, subset_indices
 from dlnb.data.registry import DatasetSpec, PackageSource, RemoteFile, UrlSource, load, register
+
+if TYPE_CHECKING:
+    import torch
 
 MNIST_MIRROR = "https://ossci-datasets.s3.amazonaws.com/mnist/"
 
@@ -106,8 +110,10 @@ def _mnist_from_pureml() -> dict[str, np.ndarray]:
     with as_file(resource) as path:
         store = zarr.storage.ZipStore(str(path), mode="r")
         try:
-            root = zarr.open_group(store, mode="r")
-            return {k: np.asarray(root[v][:], dtype=np.uint8) for k, v in names.items()}
+            return {
+                k: np.asarray(zarr.open_array(store, path=v, mode="r")[:], dtype=np.uint8)
+                for k, v in names.items()
+            }
         finally:
             store.close()
 
@@ -165,17 +171,17 @@ DIGITS = register(
 MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
 
 
-def mnist_tensors(split: str = "train", subset: int | None = None, seed: int = 0):
+def mnist_tensors(
+    split: str = "train", subset: int | None = None, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """MNIST as float tensors (N, 1, 28, 28) normalised with the training mean/std, and labels."""
     import torch
 
-    if split not in ("train", "test"):
-        raise ValueError(f"split must be 'train' or 'test', got {split!r}.")
-    arrays = load("mnist")
-    x, y = arrays[f"x_{split}"], arrays[f"y_{split}"]
-    idx = subset_indices(len(x), subset, seed)
-    xt = torch.from_numpy(x[idx]).float().div_(255.0).sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
-    return xt, torch.from_numpy(y[idx].astype(np.int64))
+    arrays = load("mnist", split=split)
+    idx = subset_indices(len(arrays["y"]), subset, seed)
+    x = torch.from_numpy(arrays["x"][idx]).float().div_(255.0)
+    x = x.sub_(MNIST_MEAN).div_(MNIST_STD).unsqueeze(1)
+    return x, torch.from_numpy(arrays["y"][idx].astype(np.int64))
 
 
 def mnist_augment() -> Callable:
@@ -194,7 +200,7 @@ def mnist_loaders(
     seed: int = 0,
     augment: bool = False,
 ) -> Loaders:
-    """Train/valid/test loaders for MNIST, optionally on seeded subsets and with augmentation."""
+    """`make_loaders` of MNIST's tensors, optionally on seeded subsets and with augmentation."""
     x_train, y_train = mnist_tensors("train", train_subset, seed)
     x_test, y_test = mnist_tensors("test", test_subset, seed)
     return make_loaders(

@@ -1,7 +1,8 @@
 """Reusing a pretrained backbone: freezing, gradual unfreezing, per-stage learning rates, linear probes.
 
-The backbones themselves (loading, preprocessing, ImageNet class names) live in `dlnb.backbones`
-and are re-exported here, so a notebook needs only `from dlnb import vision`.
+The backbones themselves (loading, ImageNet class names) live in `dlnb.vision.backbones` and
+their preprocessing in `dlnb.vision.preprocess`; both are re-exported here, so a notebook needs
+only `from dlnb import vision`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ import torch
 from sklearn.linear_model import LogisticRegression
 from torch import nn
 
+from dlnb.models import eval_mode
 from dlnb.runtime import pick_device
 from dlnb.train.callbacks import Callback
 from dlnb.vision.backbones import (
     BACKBONES,
-    Preprocess,
     TransferNet,
     imagenet_categories,
     load_backbone,
     load_weights,
 )
+from dlnb.vision.preprocess import Preprocess
 
 __all__ = [
     "BACKBONES",
@@ -36,7 +38,6 @@ __all__ = [
     "linear_probe",
     "load_backbone",
     "load_weights",
-    "per_class_subset",
     "plot_top_k",
     "stage_param_groups",
     "top_k",
@@ -137,7 +138,7 @@ def discriminative_lr(
     """A `TrainConfig.param_groups` callable: a smaller learning rate for the pretrained stages."""
 
     def groups(model: nn.Module) -> list[dict]:
-        return stage_param_groups(model, head_lr, backbone_lr, decay)
+        return stage_param_groups(_check(model), head_lr, backbone_lr, decay)
 
     return groups
 
@@ -151,13 +152,11 @@ def extract_features(
 ) -> torch.Tensor:
     """Pooled backbone features of preprocessed images `x` (N, 3, H, W) -> (N, F), on the CPU."""
     device = pick_device(device)
-    was_training = _check(model).training
-    model.eval().to(device)
-    out = [
-        model.features(x[i : i + batch_size].to(device)).float().cpu()
-        for i in range(0, len(x), batch_size)
-    ]
-    model.train(was_training)
+    with eval_mode(_check(model).to(device)):
+        out = [
+            model.features(x[i : i + batch_size].to(device)).float().cpu()
+            for i in range(0, len(x), batch_size)
+        ]
     return torch.cat(out)
 
 
@@ -193,28 +192,6 @@ def linear_probe(
     return head
 
 
-def per_class_subset(labels, per_class: int | None, seed: int = 0) -> np.ndarray:
-    """Indices of `per_class` seeded random examples of each class (all when None), sorted.
-
-    For one seed the subsets are nested: the 5-per-class subset is inside the 20-per-class one.
-    """
-    if per_class is not None and (not isinstance(per_class, (int, np.integer)) or per_class < 1):
-        raise ValueError(f"per_class must be a positive integer or None (all), got {per_class!r}.")
-    labels = np.asarray(labels)
-    order = np.random.default_rng(seed).permutation(len(labels))
-    if per_class is None:
-        return np.sort(order)
-    picked = []
-    for c in np.unique(labels):
-        of_class = order[labels[order] == c]
-        if len(of_class) < per_class:
-            raise ValueError(
-                f"Class {c} has only {len(of_class)} examples, fewer than {per_class}."
-            )
-        picked.append(of_class[:per_class])
-    return np.sort(np.concatenate(picked))
-
-
 # --- ImageNet predictions ------------------------------------------------------------------------
 
 
@@ -233,10 +210,8 @@ def top_k(
         )
     device = pick_device(device)
     names = imagenet_categories()
-    was_training = model.training
-    model.eval().to(device)
-    probs = model(preprocess(images).to(device)).float().softmax(dim=1).cpu()
-    model.train(was_training)
+    with eval_mode(model.to(device)):
+        probs = model(preprocess(images).to(device)).float().softmax(dim=1).cpu()
     top = probs.topk(k, dim=1)
     return [
         [(names[i], float(p)) for p, i in zip(ps, ix, strict=True)]

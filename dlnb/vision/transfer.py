@@ -8,33 +8,36 @@
   statistics are recomputed on the training set afterwards (running averages lag behind weights
   that move fast in a short run).
 
-`data_efficiency` runs them on nested training subsets (k labelled examples per class) for several
-seeds and returns one row per run: test accuracy, train and test seconds.
+`transfer_methods` hands them to `dlnb.experiments.data_efficiency`, which runs them on nested
+training subsets (k labelled examples per class) for several seeds: one row per run with test
+accuracy, train and test seconds.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlnb.data.loaders import make_loaders
+from dlnb.data.loaders import make_loaders, subset_indices
 from dlnb.data.registry import load
+from dlnb.experiments import Method
 from dlnb.runtime import Timer, pick_device
+from dlnb.train.config import TrainConfig
 from dlnb.train.history import History
-from dlnb.train.loop import TrainConfig, evaluate, fit
-from dlnb.vision.backbones import Preprocess, TransferNet, load_backbone
+from dlnb.train.loop import evaluate, fit, resolve_device
+from dlnb.vision.backbones import TransferNet, load_backbone
 from dlnb.vision.finetune import (
     GradualUnfreezing,
     discriminative_lr,
     extract_features,
     linear_probe,
-    per_class_subset,
 )
+from dlnb.vision.preprocess import Preprocess
 
 METHODS = ("probe", "fine_tune", "scratch")
 
@@ -84,27 +87,17 @@ def image_task(
         raise ValueError(
             f"Unknown target dataset {dataset!r}: use 'mnist' (offline) or 'cifar10' (online)."
         )
-    arrays = load(dataset)
+    train, test = load(dataset, split="train"), load(dataset, split="test")
     pre = preprocess.at(image_size, crop=False)
-    x_test, y_test = arrays["x_test"], arrays["y_test"]
-    if test_size is not None and test_size < len(x_test):
-        keep = np.sort(np.random.default_rng(seed).choice(len(x_test), test_size, replace=False))
-        x_test, y_test = x_test[keep], y_test[keep]
+    keep = subset_indices(len(test["y"]), test_size, seed)
     return Task(
         dataset,
-        arrays["x_train"],
-        arrays["y_train"],
-        pre(x_test),
-        torch.from_numpy(y_test.astype(np.int64)),
+        train["x"],
+        train["y"],
+        pre(test["x"][keep]),
+        torch.from_numpy(test["y"][keep].astype(np.int64)),
         pre,
     )
-
-
-def mnist_task(
-    preprocess: Preprocess, image_size: int, test_size: int | None = None, seed: int = 0
-) -> Task:
-    """MNIST digits as RGB images of `image_size` pixels (see `image_task`)."""
-    return image_task("mnist", preprocess, image_size, test_size, seed)
 
 
 def digit_augment(preprocess: Preprocess) -> Callable[[torch.Tensor], torch.Tensor]:
@@ -120,27 +113,30 @@ def digit_augment(preprocess: Preprocess) -> Callable[[torch.Tensor], torch.Tens
 
 @dataclass(frozen=True)
 class Recipe:
-    """Settings of the three methods; `epochs` and `batch_size` are shared by fine-tuning and scratch.
+    """Settings of the three methods; `train` and `batch_size` are shared by fine-tuning and scratch.
 
-    An epoch shows at least `min_epoch_samples` images: tiny training sets are repeated, so a run
-    on 50 images still takes enough optimizer steps to learn. With `augment`, the networks see
-    a fresh random transformation of each image every time, and the probe is fitted on the
-    features of the images plus `probe_augment_copies` augmented copies of each.
+    `train` is the `TrainConfig` of both networks (each run sets its seed) and names the device of
+    all three methods; `train.lr` is the scratch network's rate, while fine-tuning uses `head_lr`
+    and `backbone_lr`. An epoch shows at least `min_epoch_samples` images: tiny training sets are
+    repeated, so a run on 50 images still takes enough optimizer steps to learn. With `augment`,
+    the networks see a fresh random transformation of each image every time, and the probe is
+    fitted on the features of the images plus `probe_augment_copies` augmented copies of each.
     """
 
     backbone: str = "efficientnet_lite0"
-    epochs: int = 3
+    train: TrainConfig = field(
+        default_factory=lambda: TrainConfig(
+            epochs=3, scheduler="onecycle", weight_decay=0.01, progress=False
+        )
+    )
     batch_size: int = 32
     min_epoch_samples: int = 256
     head_lr: float = 1e-3
     backbone_lr: float = 1e-4
     unfreeze_per_epoch: int = 3
-    scratch_lr: float = 1e-3
-    weight_decay: float = 0.01
     probe_c: float = 1.0
     augment: bool = False
     probe_augment_copies: int = 4
-    device: str = "auto"
 
 
 def _train_loaders(x: torch.Tensor, y: torch.Tensor, task: Task, recipe: Recipe, seed: int):
@@ -153,22 +149,9 @@ def _train_loaders(x: torch.Tensor, y: torch.Tensor, task: Task, recipe: Recipe,
     )
 
 
-def _config(recipe: Recipe, seed: int, **kwargs) -> TrainConfig:
-    return TrainConfig(
-        epochs=recipe.epochs,
-        scheduler="onecycle",
-        weight_decay=recipe.weight_decay,
-        seed=seed,
-        device=recipe.device,
-        progress=False,
-        **kwargs,
-    )
-
-
-def _test(model: TransferNet, task: Task, recipe: Recipe) -> dict:
-    device = pick_device(recipe.device)
+def _test(model: TransferNet, task: Task, device: torch.device) -> dict:
     with Timer(device) as t:
-        accuracy = evaluate(model, task.test_loader(), device)["accuracy"]
+        accuracy = evaluate(model, task.test_loader(), device=device)["accuracy"]
     return {"test_accuracy": accuracy, "test_seconds": t.seconds}
 
 
@@ -178,9 +161,14 @@ def probe(
     recipe: Recipe,
     seed: int = 0,
     test_features: torch.Tensor | None = None,
+    *,
+    device: torch.device | None = None,
 ) -> tuple[TransferNet, dict]:
-    """Frozen features + logistic regression. Pass precomputed `test_features` to skip that pass."""
-    device = pick_device(recipe.device)
+    """Frozen features + logistic regression. Pass precomputed `test_features` to skip that pass.
+
+    `device` is the run's resolved device; by default `resolve_device(recipe.train)`.
+    """
+    device = device or resolve_device(recipe.train)
     model, _ = load_backbone(recipe.backbone, num_classes=task.num_classes)
     x, y = task.train_set(indices)
     with Timer(device) as t:
@@ -194,17 +182,25 @@ def probe(
             extract_features(model, x, device=device), y, task.num_classes, C=recipe.probe_c
         )
     if test_features is None:
-        return model, {"train_seconds": t.seconds, **_test(model, task, recipe)}
+        return model, {"train_seconds": t.seconds, **_test(model, task, device)}
     with torch.no_grad():
         accuracy = (model.head(test_features).argmax(1) == task.y_test).float().mean().item()
     return model, {"train_seconds": t.seconds, "test_accuracy": accuracy}
 
 
 def fine_tune(
-    task: Task, indices: np.ndarray, recipe: Recipe, seed: int = 0
+    task: Task,
+    indices: np.ndarray,
+    recipe: Recipe,
+    seed: int = 0,
+    *,
+    device: torch.device | None = None,
 ) -> tuple[TransferNet, History, dict]:
-    """Probe head first, then end-to-end training with per-stage rates and gradual unfreezing."""
-    device = pick_device(recipe.device)
+    """Probe head first, then end-to-end training with per-stage rates and gradual unfreezing.
+
+    `device` is the run's resolved device; by default `resolve_device(recipe.train)`.
+    """
+    device = device or resolve_device(recipe.train)
     model, _ = load_backbone(recipe.backbone, num_classes=task.num_classes)
     x, y = task.train_set(indices)
     with Timer(device) as t:
@@ -212,16 +208,19 @@ def fine_tune(
             extract_features(model, x, device=device), y, task.num_classes, C=recipe.probe_c
         )
         model.bn_stats_frozen = True
-        config = _config(
-            recipe, seed, param_groups=discriminative_lr(recipe.head_lr, recipe.backbone_lr)
+        config = replace(
+            recipe.train,
+            seed=seed,
+            param_groups=discriminative_lr(recipe.head_lr, recipe.backbone_lr),
         )
         history = fit(
             model,
             _train_loaders(x, y, task, recipe, seed),
             config,
             [GradualUnfreezing(recipe.unfreeze_per_epoch)],
+            device=device,
         )
-    return model, history, {"train_seconds": t.seconds, **_test(model, task, recipe)}
+    return model, history, {"train_seconds": t.seconds, **_test(model, task, device)}
 
 
 def recalibrate_batchnorm(
@@ -232,14 +231,22 @@ def recalibrate_batchnorm(
 
     device = pick_device(device)
     model.to(device)
-    update_bn(DataLoader(x, batch_size=batch_size), model, device=device)
+    update_bn(DataLoader(TensorDataset(x), batch_size=batch_size), model, device=device)
 
 
 def scratch(
-    task: Task, indices: np.ndarray, recipe: Recipe, seed: int = 0
+    task: Task,
+    indices: np.ndarray,
+    recipe: Recipe,
+    seed: int = 0,
+    *,
+    device: torch.device | None = None,
 ) -> tuple[TransferNet, History, dict]:
-    """The same architecture from a random initialisation, every layer trained."""
-    device = pick_device(recipe.device)
+    """The same architecture from a random initialisation, every layer trained at `train.lr`.
+
+    `device` is the run's resolved device; by default `resolve_device(recipe.train)`.
+    """
+    device = device or resolve_device(recipe.train)
     torch.manual_seed(seed)
     model, _ = load_backbone(recipe.backbone, pretrained=False, num_classes=task.num_classes)
     x, y = task.train_set(indices)
@@ -247,84 +254,44 @@ def scratch(
         history = fit(
             model,
             _train_loaders(x, y, task, recipe, seed),
-            _config(recipe, seed, lr=recipe.scratch_lr),
+            replace(recipe.train, seed=seed),
+            device=device,
         )
         recalibrate_batchnorm(model, x, device)
-    return model, history, {"train_seconds": t.seconds, **_test(model, task, recipe)}
+    return model, history, {"train_seconds": t.seconds, **_test(model, task, device)}
 
 
-def data_efficiency(
-    task: Task,
-    sizes: Sequence[int | None],
-    seeds: Sequence[int],
-    recipe: Recipe,
-    methods: Sequence[str] = METHODS,
-    log: Callable[[str], None] | None = print,
-):
-    """Run each method on k labelled examples per class (None: the whole pool) for each seed.
+def transfer_methods(
+    task: Task, recipe: Recipe, methods: Sequence[str] = METHODS
+) -> dict[str, Method]:
+    """The methods as runs for `dlnb.experiments.data_efficiency`: name -> run(indices, seed).
 
-    Returns `(frame, histories)`: one row per run (method, per_class, n_train, seed,
-    test_accuracy, train_seconds, test_seconds) and the training History of each network run,
-    keyed by (method, per_class, seed).
+    Every run uses one device, `resolve_device(recipe.train)`. The probe's test features are
+    extracted once, here (its `test_seconds` is that pass); the networks' results hold their
+    training `history` (keep it with `data_efficiency(..., keep=("history",))`).
     """
-    import pandas as pd
-
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"Unknown methods {sorted(unknown)}; choose from {METHODS}.")
-    rows, histories = [], {}
-    device = pick_device(recipe.device)
-    test_features, probe_test_seconds = None, None
+    device = resolve_device(recipe.train)
+    runs: dict[str, Method] = {}
     if "probe" in methods:
         backbone, _ = load_backbone(recipe.backbone)
         with Timer(device) as t:
             test_features = extract_features(backbone, task.x_test, device=device)
-        probe_test_seconds = t.seconds
-    for per_class in sizes:
-        for seed in seeds:
-            indices = per_class_subset(task.pool_labels, per_class, seed)
-            for method in methods:
-                if method == "probe":
-                    _, row = probe(task, indices, recipe, seed, test_features)
-                    row["test_seconds"] = probe_test_seconds  # one pass over the test set
-                else:
-                    run = fine_tune if method == "fine_tune" else scratch
-                    _, histories[(method, per_class, seed)], row = run(task, indices, recipe, seed)
-                rows.append(
-                    {
-                        "method": method,
-                        "per_class": per_class or len(indices) // task.num_classes,
-                        "n_train": len(indices),
-                        "seed": seed,
-                        **row,
-                    }
-                )
-                if log:
-                    r = rows[-1]
-                    log(
-                        f"{method:>9}  {r['per_class']:>5}/class  seed {seed}  "
-                        f"accuracy {r['test_accuracy']:.3f}  train {r['train_seconds']:.1f}s"
-                    )
-    return pd.DataFrame(rows), histories
 
+        def run_probe(indices: np.ndarray, seed: int) -> dict:
+            _, row = probe(task, indices, recipe, seed, test_features, device=device)
+            return {**row, "test_seconds": t.seconds}  # one pass over the test set
 
-def plot_curve(frame, metric: str = "test_accuracy", ax=None, logy: bool = False):
-    """Mean and min-max band over seeds of `metric` against labelled examples per class."""
-    import matplotlib.pyplot as plt
+        runs["probe"] = run_probe
 
-    if ax is None:
-        fig, ax = plt.subplots(figsize=(6, 4))
-    else:
-        fig = ax.figure
-    for method, group in frame.groupby("method", sort=False):
-        stats = group.groupby("per_class")[metric].agg(["mean", "min", "max"])
-        ax.plot(stats.index, stats["mean"], marker="o", label=method)
-        ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.2)
-    ax.set_xscale("log")
-    if logy:
-        ax.set_yscale("log")
-    ax.set_xlabel("labelled examples per class")
-    ax.set_ylabel(metric.replace("_", " "))
-    ax.grid(True, alpha=0.3)
-    ax.legend()
-    return fig, ax
+    def network(train: Callable) -> Method:
+        def run(indices: np.ndarray, seed: int) -> dict:
+            _, history, row = train(task, indices, recipe, seed, device=device)
+            return {**row, "history": history}
+
+        return run
+
+    runs |= {"fine_tune": network(fine_tune), "scratch": network(scratch)}
+    return {name: runs[name] for name in methods}

@@ -1,6 +1,7 @@
 import dataclasses
 import gzip
 import hashlib
+import tarfile
 from pathlib import Path
 
 import numpy as np
@@ -245,6 +246,54 @@ def test_without_checksums_the_arrays_are_cached_as_given(tmp_data_dir, register
     assert data.cache_path("tiny_unchecked").exists()
 
 
+# --- splits -------------------------------------------------------------------------------------
+
+SPLIT_ARRAYS = {
+    "x_train": IMAGES[:3],
+    "y_train": LABELS[:3],
+    "x_test": IMAGES[3:],
+    "y_test": LABELS[3:],
+    "attention_mask_train": LABELS[:3],
+    "attention_mask_test": LABELS[3:],
+    "label_names": np.array(["a", "b"]),
+}
+
+
+def test_a_split_is_its_fields_with_the_unsplit_arrays(tmp_data_dir, register):
+    register(spec_of("tiny_split", GeneratedSource(lambda: dict(SPLIT_ARRAYS)), checksums=False))
+    assert sorted(data.load("tiny_split")) == sorted(SPLIT_ARRAYS)  # split=None: everything
+    train, test = data.load("tiny_split", split="train"), data.load("tiny_split", split="test")
+    assert sorted(train) == sorted(test) == ["attention_mask", "label_names", "x", "y"]
+    assert np.array_equal(train["x"], IMAGES[:3]) and np.array_equal(test["y"], LABELS[3:])
+    assert np.array_equal(test["attention_mask"], LABELS[3:])  # fields may hold underscores
+    assert train["label_names"].tolist() == test["label_names"].tolist() == ["a", "b"]
+
+
+def test_a_missing_split_names_the_splits_there_are(tmp_data_dir, register):
+    register(spec_of("tiny_split", GeneratedSource(lambda: dict(SPLIT_ARRAYS)), checksums=False))
+    register(spec_of("tiny_whole", GeneratedSource(lambda: dict(TINY))))
+    with pytest.raises(
+        ValueError, match="'tiny_split' has no split 'valid': its splits are train, test"
+    ):
+        data.load("tiny_split", split="valid")
+    with pytest.raises(ValueError, match="no split 'names'"):
+        data.load("tiny_split", split="names")  # label_names is not a split
+    with pytest.raises(
+        ValueError, match=r"is not split; load\('tiny_whole'\) gives all its arrays: x, y"
+    ):
+        data.load("tiny_whole", split="train")
+
+
+@pytest.mark.parametrize("name", [n for n in data.names() if data.get_spec(n).checksums])
+def test_every_split_of_a_registered_dataset_has_the_same_fields(name):
+    keys = [data._split_of(key) for key in data.get_spec(name).checksums]
+    fields = {split: {f for f, s in keys if s == split} for split in data.SPLITS}
+    present = [fs for fs in fields.values() if fs]
+    assert all(fs == present[0] for fs in present), fields
+    unsplit = {f for f, s in keys if s is None}
+    assert not (unsplit & set().union(*present)), "an unsplit array would hide a field"
+
+
 # --- the cache -----------------------------------------------------------------------------------
 
 
@@ -283,6 +332,17 @@ def test_the_cache_is_written_atomically(tmp_data_dir, register, monkeypatch):
     with pytest.raises(OSError, match="disk full"):
         data.load("tiny_atomic")
     assert leftovers(tmp_data_dir / "tiny_atomic") == []
+
+
+def test_open_member_reads_a_regular_file_and_rejects_a_folder(tmp_path):
+    (tmp_path / "folder").mkdir()
+    (tmp_path / "folder" / "data.csv").write_bytes(b"1,2\n")
+    with tarfile.open(tmp_path / "a.tar", "w") as tar:
+        tar.add(tmp_path / "folder", arcname="folder")
+    with tarfile.open(tmp_path / "a.tar") as tar:
+        assert data.open_member(tar, "folder/data.csv").read() == b"1,2\n"
+        with pytest.raises(ValueError, match="folder in the archive is not a regular file"):
+            data.open_member(tar, tar.getmember("folder"))
 
 
 # --- the IDX format ------------------------------------------------------------------------------

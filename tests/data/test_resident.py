@@ -3,8 +3,7 @@
 import pytest
 import torch
 
-from dlnb.data.loaders import make_loaders
-from dlnb.data.resident import GpuLoader, gpu_loaders, random_flip, random_translate
+from dlnb.data.resident import GpuLoader, random_flip, random_translate
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -104,15 +103,18 @@ def test_bad_input_is_named():
         )
 
 
-def test_gpu_loaders_hold_out_the_same_validation_split_as_make_loaders():
-    x, y = torch.randn(50, 1, 4, 4), torch.arange(50)
-    standard = make_loaders(x, y, x[:7], y[:7], batch_size=8, valid_fraction=0.2, seed=4)
-    resident = gpu_loaders(
-        x, y, x[:7], y[:7], batch_size=8, valid_fraction=0.2, seed=4, device="cpu"
-    )
-    assert _labels(resident.valid) == _labels(standard.valid)
-    assert sorted(_labels(resident.train)) == sorted(_labels(standard.train))
-    assert _labels(resident.test) == list(range(7))
+def test_a_tuple_of_inputs_is_batched_together():
+    x_num, x_cat, y = torch.randn(10, 3), torch.arange(10) * 10, torch.arange(10)
+    loader = GpuLoader((x_num, x_cat), y, batch_size=4, device="cpu", seed=2)
+    assert len(loader) == 3 and len(loader.dataset) == 10
+    for (num, cat), yb in loader:
+        assert torch.equal(num, x_num[yb]) and torch.equal(cat, yb * 10)
+    parts = [_labels(loader.shard(r, 2, even=False)) for r in range(2)]
+    assert len(parts[0]) == len(parts[1]) == 5 and sorted(sum(parts, [])) == list(range(10))
+    with pytest.raises(ValueError, match="a tuple of inputs"):
+        GpuLoader((x_num, x_cat), y, translate=1, device="cpu")
+    with pytest.raises(ValueError, match="matching"):
+        GpuLoader((x_num, x_cat), y[:9], device="cpu")
 
 
 @pytest.mark.gpu

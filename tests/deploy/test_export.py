@@ -1,4 +1,4 @@
-"""Export, parity, ONNX Runtime sessions, int8 quantisation and the latency benchmark (dlnb.deploy, dlnb.bench)."""
+"""Export, parity, ONNX Runtime sessions and int8 quantisation (dlnb.deploy.export)."""
 
 from __future__ import annotations
 
@@ -10,23 +10,8 @@ import pytest
 import torch
 from torch import nn
 
-from dlnb.deploy import bench
 from dlnb.deploy import export as deploy
 from dlnb.models import LeNet5
-
-
-@pytest.fixture(scope="module")
-def lenet():
-    """A randomly initialised LeNet5 and real-looking inputs (seeded)."""
-    torch.manual_seed(0)
-    return LeNet5().eval(), torch.randn(64, 1, 28, 28)
-
-
-@pytest.fixture(scope="module")
-def lenet_onnx(lenet, tmp_path_factory):
-    """LeNet5 exported once to ONNX for the tests of this module."""
-    model, x = lenet
-    return deploy.export_onnx(model, x[:1], tmp_path_factory.mktemp("onnx") / "lenet.onnx")
 
 
 @pytest.fixture(scope="module")
@@ -143,45 +128,6 @@ def test_int8_quantisation_shrinks_the_model_and_keeps_its_accuracy(digits_mlp, 
     assert report["size_ratio"] > 2.5  # float32 -> int8 weights, plus scales and zero points
     assert report["accuracy_drop"] < 0.02
     assert report["n"] == len(x)
-
-
-@pytest.mark.slow
-def test_benchmark_compares_runtimes_side_by_side(lenet, lenet_onnx):
-    model, x = lenet
-    runtimes = {"eager": model, "onnxruntime": deploy.ort_session(lenet_onnx, threads=1)}
-    threads_before = torch.get_num_threads()
-    df = bench.benchmark(
-        runtimes,
-        x.numpy(),
-        batch_sizes=(1, 8),
-        warmup=2,
-        iters=20,
-        rounds=2,
-        max_seconds=float("inf"),
-        torch_threads=1,
-    )
-    assert torch.get_num_threads() == threads_before  # restored after the run
-    assert df.threads.tolist() == [1, 1, 1, 1] and df.attrs["torch_threads"] == 1
-    assert len(df) == 4 and set(df.runtime) == set(runtimes) and set(df.batch_size) == {1, 8}
-    assert (df.p50_ms <= df.p95_ms).all() and (df.p95_ms <= df.p99_ms).all()
-    assert np.allclose(df.throughput_per_s, df.batch_size / (df.mean_ms / 1e3))
-    assert (df.calls == 20).all()
-    ratio = bench.speedup(df, "eager", "onnxruntime", 1)
-    at1 = df[df.batch_size == 1].set_index("runtime").p50_ms
-    assert ratio == pytest.approx(at1["eager"] / at1["onnxruntime"])
-    with pytest.raises(ValueError, match="No rows for"):
-        bench.speedup(df, "eager", "tensorrt", 1)
-    fig, ax = bench.plot_throughput(df)
-    assert len(ax.get_lines()) == 2
-    fig, ax = bench.plot_latency(df)
-    assert len(ax.patches) == 6  # p50/p95/p99 bars for two runtimes
-
-
-def test_time_calls_stops_at_its_time_budget():
-    import time
-
-    times = bench.time_calls(lambda a: time.sleep(0.01), np.zeros(1), n=1000, max_seconds=0.05)
-    assert 3 <= len(times) <= 10 and min(times) >= 0.009
 
 
 @pytest.mark.gpu

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import threading
 import time
@@ -21,7 +19,6 @@ from torch import nn
 
 from dlnb.deploy import bench, serve
 from dlnb.deploy import export as deploy
-from dlnb.deploy.batching import Batcher
 
 SHAPE = (1, 28, 28)
 
@@ -226,42 +223,14 @@ def test_a_failing_model_answers_500_and_the_service_recovers():
         assert client.post("/predict", json={"inputs": [[1, 2]]}).json()["outputs"] == [[1.0, 2.0]]
 
 
-def test_batcher_groups_requests_up_to_the_max_batch_size():
-    sizes: list[int] = []
-
-    def double(batch: np.ndarray) -> np.ndarray:
-        sizes.append(len(batch))
-        return batch * 2
-
-    async def scenario():
-        batcher = Batcher(double, max_batch_size=8, max_wait_s=0.05)
-        batcher.start()
-        requests = [np.full((3 if i % 5 == 0 else 1, 2), i, dtype=np.float32) for i in range(40)]
-        outs = await asyncio.gather(*(batcher.submit(r) for r in requests))
-        await batcher.stop()
-        return requests, outs
-
-    requests, outs = asyncio.run(scenario())
-    for r, o in zip(requests, outs, strict=True):
-        assert np.array_equal(o, r * 2)  # every request got its own rows back
-    assert max(sizes) <= 8 and sum(sizes) == sum(len(r) for r in requests)
-    assert len(sizes) < len(requests)
-    with pytest.raises(ValueError, match="at least 1"):
-        Batcher(double, max_batch_size=0, max_wait_s=0.0)
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.mark.slow
-def test_command_line_serves_and_stops_cleanly_on_sigterm(model_onnx):
+def test_command_line_serves_and_stops_cleanly_on_sigterm(
+    model_onnx, free_port, launch_server, tmp_path
+):
     path, x, expected = model_onnx
-    port = _free_port()
+    url, log = f"http://127.0.0.1:{free_port}", tmp_path / "serve.log"
     root = Path(__file__).resolve().parents[2]
-    proc = subprocess.Popen(
+    proc = launch_server(
         [
             sys.executable,
             "-m",
@@ -270,52 +239,21 @@ def test_command_line_serves_and_stops_cleanly_on_sigterm(model_onnx):
             "--model",
             str(path),
             "--port",
-            str(port),
+            str(free_port),
             "--max-batch-size",
             "4",
         ],
-        cwd=root,
+        f"{url}/healthz",
+        log,
         env={**os.environ, "PYTHONPATH": str(root)},
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                health = httpx.get(f"http://127.0.0.1:{port}/healthz").json()
-                break
-            except httpx.TransportError:
-                assert proc.poll() is None and time.monotonic() < deadline, proc.stdout.read()
-                time.sleep(0.2)
-        r = httpx.post(f"http://127.0.0.1:{port}/predict", json={"inputs": x[:3].tolist()})
-        assert health["max_batch_size"] == 4 and health["sample_shape"] == list(SHAPE)
-        assert r.json()["predictions"] == expected[:3].tolist()
-    finally:
-        proc.send_signal(signal.SIGTERM)
-        out, _ = proc.communicate(timeout=30)
+    health = httpx.get(f"{url}/healthz").json()
+    r = httpx.post(f"{url}/predict", json={"inputs": x[:3].tolist()})
+    assert health["max_batch_size"] == 4 and health["sample_shape"] == list(SHAPE)
+    assert r.json()["predictions"] == expected[:3].tolist()
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=30)
+    out = log.read_text()
     # uvicorn finishes its graceful shutdown, then re-raises the signal (the Unix convention)
     assert proc.returncode in (0, -signal.SIGTERM), out
-    assert f"http://127.0.0.1:{port}" in out and "Application shutdown complete" in out
-
-
-def test_batcher_reports_a_model_that_drops_rows_and_fails_queued_requests_on_stop():
-    async def scenario():
-        batcher = Batcher(lambda batch: batch[:1], max_batch_size=4, max_wait_s=0.05)
-        batcher.start()
-        results = await asyncio.gather(
-            *(batcher.submit(np.zeros((1, 2))) for _ in range(3)), return_exceptions=True
-        )
-        await batcher.stop()
-        stopped = Batcher(lambda batch: batch, max_batch_size=4, max_wait_s=0.0)  # never started
-        pending = asyncio.ensure_future(stopped.submit(np.zeros((1, 2))))
-        await asyncio.sleep(0)
-        await stopped.stop()
-        return results, await asyncio.gather(pending, return_exceptions=True)
-
-    results, (pending,) = asyncio.run(scenario())
-    assert all(
-        isinstance(r, ValueError) and "returned 1 rows for a batch of 3" in str(r) for r in results
-    )
-    assert isinstance(pending, RuntimeError) and "shutting down" in str(pending)
+    assert url in out and "Application shutdown complete" in out

@@ -1,4 +1,4 @@
-"""dlnb.interpret: attributions find what a model with a known answer uses, and bad inputs fail clearly."""
+"""dlnb.interpret.attribution: attributions find what a model with a known answer uses, and bad inputs fail clearly."""
 
 from __future__ import annotations
 
@@ -7,7 +7,6 @@ import pytest
 import torch
 from torch import nn
 
-from dlnb.interpret import plots as iplot
 from dlnb.interpret.attribution import (
     METHODS,
     attribute,
@@ -16,20 +15,7 @@ from dlnb.interpret.attribution import (
     last_conv_layer,
     make_baseline,
 )
-from dlnb.interpret.sanity import compare_methods, sanity_check, spearman
-from dlnb.interpret.tabular import attribute_tabular, importance_table, xgboost_importance
 from tests.assets import tiny_models
-
-
-@pytest.fixture(scope="module")
-def patch_model():
-    return tiny_models.train_patch_cnn()
-
-
-@pytest.fixture(scope="module")
-def patch_data():
-    x, y, mask = tiny_models.patch_images(32, seed=123)
-    return x[y == 1], mask[y == 1]  # 16 images that hold a patch
 
 
 def test_patch_model_learned_the_task(patch_model):
@@ -132,82 +118,6 @@ def test_attribute_restores_training_mode(patch_data):
     assert model.training
 
 
-def test_sanity_check_passes_for_the_model_and_fails_for_an_edge_detector(patch_model, patch_data):
-    x, _ = patch_data
-    result = sanity_check(patch_model, x, target=1, method="saliency", mode="full")
-    assert result.steps == ["all layers"] and len(result.spearman) == 1
-    assert result.passed, result.spearman  # the map depends on the learned weights
-
-    def edge_detector(model, inputs, targets):  # ignores the model: the failure Adebayo found
-        return inputs[:, 0].abs().numpy()
-
-    blind = sanity_check(patch_model, x, method=edge_detector, mode="cascading", n_groups=3)
-    assert blind.spearman == pytest.approx([1.0, 1.0, 1.0])
-    assert not blind.passed
-    assert blind.steps == ["head", "conv2", "conv1"]  # from the logits down
-
-
-def test_sanity_check_does_not_modify_the_model(patch_model, patch_data):
-    before = {k: v.clone() for k, v in patch_model.state_dict().items()}
-    sanity_check(patch_model, patch_data[0][:4], method="gradcam", mode="cascading")
-    for k, v in patch_model.state_dict().items():
-        torch.testing.assert_close(v, before[k])
-
-
-def test_compare_methods_and_spearman(patch_model, patch_data):
-    x, _ = patch_data
-    results = {m: attribute(patch_model, x, 1, m) for m in ("saliency", "gradcam")}
-    table = compare_methods(results)
-    assert list(table.columns) == ["saliency", "gradcam"]
-    np.testing.assert_allclose(np.diag(table), 1.0)
-    assert table.loc["saliency", "gradcam"] == pytest.approx(table.loc["gradcam", "saliency"])
-    assert spearman(np.arange(5), np.arange(5) ** 2) == pytest.approx(1.0)
-    assert spearman(np.arange(5), -np.arange(5)) == pytest.approx(-1.0)
-    assert spearman(np.ones(5), np.arange(5)) == 0.0
-
-
-def test_tabular_attributions_recover_a_linear_model():
-    rng = np.random.default_rng(0)
-    w = np.array([3.0, -2.0, 0.0, 0.5], dtype=np.float32)
-    background = rng.normal(size=(200, 4)).astype(np.float32)
-    x = rng.normal(size=(5, 4)).astype(np.float32)
-    exact = w * (x - background.mean(axis=0))  # Shapley values of a linear model
-    for method in ("shapley", "ablation"):
-        got = attribute_tabular(lambda a: a @ w, x, background, method, n_samples=5)
-        np.testing.assert_allclose(got, exact, rtol=1e-4, atol=1e-4)
-    with pytest.raises(ValueError, match="same F"):
-        attribute_tabular(lambda a: a @ w, x[:, :3], background)
-    with pytest.raises(ValueError, match="Unknown tabular method"):
-        attribute_tabular(lambda a: a @ w, x, background, "lime")
-
-
-def test_xgboost_importances_find_the_informative_features():
-    import xgboost
-
-    rng = np.random.default_rng(0)
-    x = rng.normal(size=(400, 5)).astype(np.float32)
-    y = (2 * x[:, 1] - x[:, 3] > 0).astype(int)  # only features 1 and 3 matter
-    clf = xgboost.XGBClassifier(n_estimators=30, max_depth=2, random_state=0).fit(x, y)
-    margin = lambda a: clf.predict(a, output_margin=True)  # noqa: E731
-    shapley = attribute_tabular(margin, x[:40], x, n_samples=10)
-    sources = {
-        "shapley": shapley,
-        "gain": xgboost_importance(clf, "gain"),
-        "treeshap": xgboost_importance(clf, "shap", x[:40]),
-    }
-    table = importance_table(sources, [f"x{i}" for i in range(5)])
-    np.testing.assert_allclose(table.sum(), 1.0)
-    for column in table:
-        assert set(table[column].nlargest(2).index) == {"x1", "x3"}, column
-    assert table.index[0] == "x1"  # sorted by the first source; x1 has twice the weight
-    with pytest.raises(ValueError, match="needs the rows"):
-        xgboost_importance(clf, "shap")
-    with pytest.raises(ValueError, match=r"shaped \(N, 5\)"):
-        xgboost_importance(clf, "shap", x[:, :3])
-    with pytest.raises(ValueError, match="has 3 values for 5 features"):
-        importance_table({"bad": np.ones(3)}, [f"x{i}" for i in range(5)])
-
-
 @pytest.mark.slow
 def test_text_attribution_finds_the_sentiment_word(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
@@ -230,51 +140,3 @@ def test_text_attribution_finds_the_sentiment_word(monkeypatch):
         attribute_text(model, tok, "the film was great", target=2)
     with pytest.raises(ValueError, match="Available layer names: embed, head"):
         attribute_text(model, tok, "the film was great", layer="embeddings")
-
-
-def test_plots_draw_on_the_given_axes(patch_model, patch_data):
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    x, _ = patch_data
-    results = {m: attribute(patch_model, x[:2], 1, m) for m in ("integrated_gradients", "gradcam")}
-    image = iplot.as_image(x[0])
-    assert image.shape == (16, 16) and 0 <= image.min() and image.max() <= 1
-    rgb = np.random.default_rng(0).random((3, 4, 5), dtype=np.float32)
-    restored = iplot.as_image((torch.from_numpy(rgb) - 0.5) / 0.25, (0.5,) * 3, (0.25,) * 3)
-    np.testing.assert_allclose(restored, rgb.transpose(1, 2, 0), atol=1e-6)  # undoes normalise
-    fig, ax = plt.subplots()
-    assert iplot.plot_overlay(image, results["gradcam"].heatmaps()[0], ax) == (fig, ax)
-    assert len(ax.images) == 2  # the picture and the heatmap on top
-    fig, axes = iplot.plot_methods(image, results)
-    assert len(axes) == 3 and "rel. delta" in axes[1].get_title()
-    fig, ax = iplot.plot_top_predictions(np.array([0.1, 0.7, 0.2]), ["a", "b", "c"], k=2)
-    y = {t.get_text(): t.get_position()[1] for t in ax.get_yticklabels()}
-    assert set(y) == {"b", "c"} and y["b"] > y["c"]  # the top two, best on top
-    fig, ax = iplot.plot_tokens(["[CLS]", "good", "[SEP]"], np.array([0.0, 1.0, -0.5]))
-    assert [t.get_text() for t in ax.texts] == ["[CLS]", "good", "[SEP]"]
-    sanity = sanity_check(patch_model, x[:4], method="saliency", mode="cascading", n_groups=2)
-    fig, ax = iplot.plot_sanity([sanity])
-    assert len(ax.lines[0].get_xdata()) == 3  # trained + two cascade steps
-    fig, ax = iplot.plot_agreement(compare_methods(results))
-    assert len(ax.texts) == 4
-    import pandas as pd
-
-    table = pd.DataFrame({"a": [0.6, 0.4], "b": [0.5, 0.5]}, index=["f1", "f2"])
-    fig, ax = iplot.plot_importance(table)
-    assert len(ax.patches) == 4 and [t.get_text() for t in ax.get_legend().get_texts()] == [
-        "a",
-        "b",
-    ]
-    assert iplot.figure_png(fig).startswith(b"\x89PNG")
-    plt.close("all")
-
-
-def test_tokens_html_escapes_and_colours():
-    out = iplot.tokens_html(["<script>", "good", "bad"], np.array([0.0, 2.0, -2.0]))
-    assert "&lt;script&gt;" in out and "<script>" not in out
-    assert "rgb(102,191,102)" in out  # full support: green
-    assert "rgb(255,102,102)" in out  # full opposition: red
-    assert iplot.normalise_heatmap(np.zeros((3, 3))).max() == 0

@@ -16,7 +16,8 @@ from dlnb.tabular.models import (
     sample_params,
 )
 from dlnb.train.callbacks import EarlyStopping
-from dlnb.train.loop import TrainConfig, evaluate, fit
+from dlnb.train.config import TrainConfig
+from dlnb.train.loop import evaluate, fit
 
 # Tiny models: one thread is faster and does not oversubscribe a shared machine.
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -119,7 +120,7 @@ def test_models_learn_from_categorical_codes_with_the_shared_training_loop(name)
         TrainConfig(epochs=25, lr=params["lr"], progress=False),
         callbacks=[EarlyStopping(patience=5)],
     )
-    assert evaluate(model, loaders.valid, "cpu")["accuracy"] > 0.95
+    assert evaluate(model, loaders.valid, device=torch.device("cpu"))["accuracy"] > 0.95
 
 
 @pytest.mark.gpu
@@ -132,9 +133,10 @@ def test_ft_transformer_trains_on_cuda_with_mixed_precision():
         synthetic_table(2000, cardinality=10),
         models=("xgboost", "ft_transformer"),
         seeds=(0,),
-        device="cuda",
         progress=False,
-        budget=Budget(trials=1, max_epochs=10, max_rounds=100),
+        budget=Budget(
+            trials=1, train=TrainConfig(epochs=10, device="cuda", progress=False), max_rounds=100
+        ),
     )
     f = results.frame.set_index("model")
     assert f.loc["ft_transformer", "accuracy"] > f.loc["majority", "accuracy"] + 0.1

@@ -80,6 +80,8 @@ def test_sst2_downloads_verifies_and_parses_through_the_registry(
     assert arrays["y_train"].tolist() == [1, 0] and arrays["y_train"].dtype == np.int64
     assert arrays["text_test"].tolist() == ["it 's a charming journey ."]
     assert (tmp_data_dir / name / "raw" / "SST-2.zip").read_bytes() == payload
+    test = data.load(name, split="test")
+    assert sorted(test) == ["label_names", "text", "y"] and test["y"].tolist() == [1]
 
 
 def test_sst2_download_with_a_wrong_checksum_keeps_nothing(
@@ -157,15 +159,16 @@ def test_text_task_gives_sentiment_or_topic_labels(tmp_data_dir):
     assert np.bincount(topic["train"][1]).tolist() == [90, 90, 90, 90]
     with pytest.raises(ValueError, match="not one of"):
         text_data.text_task("reviews", "emotion")
-    no_domains = {
-        "text_train": np.array(["a"]),
-        "y_train": np.array([0]),
-        "text_test": np.array(["b"]),
-        "y_test": np.array([1]),
-        "label_names": np.array(["negative", "positive"]),
-    }
+
+    def no_domains(name, split):
+        return {
+            "text": np.array(["a" if split == "train" else "b"]),
+            "y": np.array([0 if split == "train" else 1]),
+            "label_names": np.array(["negative", "positive"]),
+        }
+
     with (
-        mock.patch.object(text_data, "load", return_value=no_domains),
+        mock.patch.object(text_data, "load", side_effect=no_domains),
         pytest.raises(ValueError, match="no domains"),
     ):
         text_data.text_task("sst2", "topic")

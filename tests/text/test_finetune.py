@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from dlnb.text import finetune as text
-from dlnb.train.loop import TrainConfig
+from dlnb.train.config import TrainConfig
 
 LABELS = ("negative", "positive")
 
@@ -95,9 +95,11 @@ def test_labels_outside_the_label_set_are_a_clear_error():
         text.encode_labels([True], LABELS)
 
 
-def test_dataset_checks_pairs(tokenizer):
+def test_encode_texts_checks_pairs(tokenizer):
+    ids, y = text.encode_texts(tokenizer, ["not bad", "bad"], ["positive", 0], LABELS)
+    assert ids == text.tokenize(tokenizer, ["not bad", "bad"]) and y.tolist() == [1, 0]
     with pytest.raises(ValueError, match="2 texts but 3 labels"):
-        text.TextDataset(tokenizer, ["a", "b"], [0, 1, 1], LABELS)
+        text.encode_texts(tokenizer, ["a", "b"], [0, 1, 1], LABELS)
 
 
 def test_pad_collate_pads_to_the_longest_in_the_batch():
@@ -121,6 +123,11 @@ def test_text_loaders_batch_dynamically_and_shuffle_with_the_seed(tokenizer):
     again = text.text_loaders(tokenizer, (texts, labels), label_names=LABELS, batch_size=4, seed=3)
     assert first == [y.tolist() for _, y in again.train]
     assert loaders.valid is None
+    assert sorted(sum(first, [])) == sorted(labels)  # nothing is held out of train
+    with_valid = text.text_loaders(
+        tokenizer, (texts, labels), (texts[:6], labels[:6]), label_names=LABELS, batch_size=4
+    )
+    assert [y.tolist() for _, y in with_valid.valid] == [[0, 1, 0, 1], [0, 1]]
 
 
 @pytest.mark.slow
@@ -182,23 +189,6 @@ def test_tfidf_classifier_scores_the_test_split():
     assert result["accuracy"] == 1.0
     with pytest.raises(ValueError, match="empty"):
         text.tfidf_classifier((["", "x"], [0, 1]), test, label_names=LABELS)
-
-
-def test_data_efficiency_runs_every_method_size_and_seed():
-    labels = np.array([0, 1] * 10)
-    calls = []
-
-    def method(indices, seed):
-        calls.append((len(indices), seed))
-        return {"accuracy": len(indices) / 20}
-
-    frame = text.data_efficiency({"m": method, "n": method}, labels, sizes=[2, None], seeds=[0, 1])
-    assert len(frame) == 8 and sorted(set(calls)) == [(4, 0), (4, 1), (20, 0), (20, 1)]
-    table = text.summarise_curve(frame)
-    assert list(table.index) == [2, -1]  # "all" (-1) sorts last
-    assert table[("mean", "m")].tolist() == [0.2, 1.0]
-    fig, ax = text.plot_data_efficiency(frame, chance=0.5)
-    assert len(ax.get_lines()) == 3
 
 
 def test_token_loaders_strip_and_repad_padding():

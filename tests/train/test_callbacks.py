@@ -10,7 +10,8 @@ from torch.utils.data import DataLoader, TensorDataset
 from dlnb.data.loaders import Loaders
 from dlnb.models import MLP
 from dlnb.train.callbacks import Callback, EarlyStopping, LivePlot, ProgressBar
-from dlnb.train.loop import TrainConfig, fit
+from dlnb.train.config import TrainConfig
+from dlnb.train.loop import fit
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -100,14 +101,6 @@ def test_a_callback_can_stop_the_run():
 # --- early stopping ------------------------------------------------------------------------------
 
 
-class Snapshots(Callback):
-    def __init__(self):
-        self.weights = {}
-
-    def on_epoch_end(self, state):
-        self.weights[state.epoch] = copy.deepcopy(state.model.state_dict())
-
-
 def same(a: dict, b: dict) -> bool:
     return all(torch.equal(a[k], b[k]) for k in a)
 
@@ -130,10 +123,10 @@ def blobs_with_lying_validation():
 
 
 @pytest.mark.parametrize("restore_best", [True, False])
-def test_early_stopping_stops_and_restores_the_best_weights(restore_best):
+def test_early_stopping_stops_and_restores_the_best_weights(restore_best, weight_snapshots):
     torch.manual_seed(0)
     model = MLP(4, hidden=(16,), out_features=4)
-    stopper, snaps = EarlyStopping(patience=2, restore_best=restore_best), Snapshots()
+    stopper, snaps = EarlyStopping(patience=2, restore_best=restore_best), weight_snapshots
     history = fit(
         model,
         blobs_with_lying_validation(),
@@ -221,6 +214,20 @@ def test_progress_prints_one_line_per_epoch_when_headless(capsys):
     assert len(lines) == 3  # the bar given was used, not a second one
     assert lines[0].startswith("epoch 1/2  train_loss=") and "train_accuracy=" in lines[0]
     assert lines[1].startswith("epoch 2/2") and lines[2] == "enough"
+
+
+def test_progress_bar_counts_the_batches_the_epoch_runs(monkeypatch):
+    import tqdm.auto
+
+    from dlnb.train import callbacks
+
+    bars = []
+    monkeypatch.setattr(callbacks, "in_notebook", lambda: True)
+    monkeypatch.setattr(callbacks, "is_headless", lambda: False)
+    monkeypatch.setattr(tqdm.auto, "tqdm", lambda **kwargs: bars.append(kwargs))
+    state = SimpleNamespace(epoch=1, config=SimpleNamespace(epochs=2), batches_per_epoch=4)
+    ProgressBar().on_epoch_start(state)
+    assert bars == [{"total": 4, "desc": "epoch 1/2", "leave": False}]
 
 
 class Handle:

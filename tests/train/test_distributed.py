@@ -1,12 +1,19 @@
-"""DDP helpers in a single process: defaults, sharded loaders, epochs. Multi-process behaviour
-is exercised for real (torchrun, gloo) in tests/test_scale.py."""
+"""DDP helpers in a single process: defaults, sharded loaders, epochs; then `fit` in two gloo
+processes under torchrun, against one process with the same global batch."""
+
+import textwrap
 
 import pytest
 import torch
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlnb.data.loaders import make_loaders
+from dlnb.data.loaders import Loaders, make_loaders
+from dlnb.models import MLP
 from dlnb.train import distributed as dd
+from dlnb.train.config import TrainConfig
+from dlnb.train.launch import launch
+from dlnb.train.loop import fit
+from tests.train.helpers import assert_same_weights, toy_data
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -111,6 +118,15 @@ def test_unshardable_loaders_are_a_clear_error():
     with pytest.raises(TypeError, match="batch_sampler"):
         dd.shard_loader(custom, train=True, ranks=(0, 2))
 
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            return iter(range(4))
+
+    stream = DataLoader(Stream(), batch_size=2)
+    for train in (True, False):
+        with pytest.raises(TypeError, match="without a length"):
+            dd.shard_loader(stream, train=train, ranks=(0, 2))
+
 
 def test_set_epoch_reaches_loader_or_sampler():
     loaders = make_loaders(torch.zeros(8, 1), torch.arange(8), batch_size=2, valid_fraction=0.0)
@@ -118,3 +134,95 @@ def test_set_epoch_reaches_loader_or_sampler():
     dd.set_epoch(shard, 7)
     assert shard.sampler.epoch == 7
     dd.set_epoch(loaders.train, 7)  # a plain loader has nothing to tell: no error
+
+
+# --- fit in two processes ------------------------------------------------------------------------
+
+# DDP averages two half-batch gradients where one process averages the whole batch: the same
+# sum in a different order, so weights agree to float32 rounding, not bit for bit.
+DDP_ATOL, DDP_RTOL = 1e-5, 1e-4
+
+WORKER = textwrap.dedent("""
+    import sys
+    from pathlib import Path
+
+    import torch
+    from torch.utils.data import DataLoader, TensorDataset
+
+    from dlnb.train import loop as train
+    from dlnb.train import distributed
+    from dlnb.train.config import TrainConfig
+    from dlnb.data.loaders import Loaders
+    from dlnb.models import MLP
+
+    out = Path(sys.argv[1])
+    data = torch.load(out / "data.pt", weights_only=True)
+    with distributed.process_group():
+        rank = distributed.rank()
+        assert distributed.all_reduce_sum({"r": rank + 1})["r"] == 3
+        real_save = train.save_checkpoint
+
+        def spy(path, payload):  # record which ranks write checkpoints
+            with open(out / f"saved_by_rank{rank}", "a") as f:
+                f.write("saved\\n")
+            return real_save(path, payload)
+
+        train.save_checkpoint = spy
+
+        def run(epochs):
+            model = MLP(8, hidden=(16,), out_features=3)
+            model.load_state_dict(data["init"])
+            loaders = Loaders(DataLoader(TensorDataset(data["x"], data["y"]), batch_size=4),
+                              DataLoader(TensorDataset(data["xv"], data["yv"]), batch_size=4))
+            config = TrainConfig(epochs=epochs, grad_accum=2, device="cpu",
+                                 progress=False, checkpoint_dir=str(out / "ckpt"))
+            return model, train.fit(model, loaders, config)
+
+        model, _ = run(2)
+        torch.save(model.state_dict(), out / f"epoch2_rank{rank}.pt")
+        model, history = run(3)  # a second launch of the job: resumes after epoch 2
+        torch.save({"weights": model.state_dict(), "history": history.records},
+                   out / f"final_rank{rank}.pt")
+""")
+
+
+@pytest.mark.slow
+def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
+    tmp_path, weight_snapshots
+):
+    x, y, xv, yv = toy_data()
+    torch.manual_seed(0)
+    init = MLP(8, hidden=(16,), out_features=3).state_dict()
+    torch.save({"x": x, "y": y, "xv": xv, "yv": yv, "init": init}, tmp_path / "data.pt")
+    (tmp_path / "worker.py").write_text(WORKER)
+
+    # 2 ranks x batch 4 x grad_accum 2 = 16 examples per optimizer step, like one process below
+    output = launch(str(tmp_path / "worker.py"), [tmp_path], nproc=2, timeout_s=300)
+
+    model = MLP(8, hidden=(16,), out_features=3)
+    model.load_state_dict(init)
+    keep = weight_snapshots
+    loaders = Loaders(
+        DataLoader(TensorDataset(x, y), batch_size=16),
+        DataLoader(TensorDataset(xv, yv), batch_size=16),
+    )
+    single = fit(model, loaders, TrainConfig(epochs=3, device="cpu", progress=False), [keep])
+
+    ranks = [torch.load(tmp_path / f"final_rank{r}.pt", weights_only=True) for r in (0, 1)]
+    assert_same_weights(ranks[0]["weights"], ranks[1]["weights"])  # replicas stay in sync
+    assert_same_weights(ranks[0]["weights"], model.state_dict(), DDP_ATOL, DDP_RTOL)
+    for r in (0, 1):  # resuming the DDP job after epoch 2 continued the same trajectory
+        epoch2 = torch.load(tmp_path / f"epoch2_rank{r}.pt", weights_only=True)
+        assert_same_weights(epoch2, keep.weights[2], DDP_ATOL, DDP_RTOL)
+    # metrics are reduced over ranks: every rank reports the whole data set's numbers
+    for ddp_record, record in zip(ranks[0]["history"], single.records, strict=True):
+        for key in ("train_loss", "train_accuracy", "valid_loss", "valid_accuracy"):
+            assert ddp_record[key] == pytest.approx(record[key], rel=1e-5, abs=1e-6), key
+    without_time = [
+        [{k: v for k, v in rec.items() if k != "seconds"} for rec in rank["history"]]
+        for rank in ranks
+    ]
+    assert without_time[1] == without_time[0]
+    assert (tmp_path / "saved_by_rank0").read_text().count("saved") == 3  # 2 epochs + 1 resumed
+    assert not (tmp_path / "saved_by_rank1").exists()
+    assert output.count("DDP: 2 processes") == 2  # logged by rank 0 only, once per fit

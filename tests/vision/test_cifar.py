@@ -67,6 +67,8 @@ def test_cifar10_downloads_parses_and_caches_through_the_registry(
     for key, value in expected.items():
         assert np.array_equal(arrays[key], value), key
     assert data.cache_path("cifar10").exists() and data.digest_path("cifar10").exists()
+    test = data.load("cifar10", split="test")
+    assert sorted(test) == ["x", "y"] and np.array_equal(test["x"], expected["x_test"])
 
 
 def test_a_wrong_archive_is_refused(tmp_data_dir, local_http_server, monkeypatch):

@@ -96,8 +96,17 @@ def test_mnist_tensors_are_normalised_subsets(mnist_dir, monkeypatch):
     assert not torch.equal(y, y3)
     xt, yt = vds.mnist_tensors("test")
     assert xt.shape == (10000, 1, 28, 28) and yt[:3].tolist() == [7, 2, 1]
-    with pytest.raises(ValueError, match="split must be 'train' or 'test'"):
+    with pytest.raises(
+        ValueError, match="'mnist' has no split 'valid': its splits are train, test"
+    ):
         vds.mnist_tensors("valid")
+
+
+def test_mnist_splits_load_by_field(mnist_dir, monkeypatch):
+    monkeypatch.setenv("DLNB_DATA", str(mnist_dir))
+    test = data.load("mnist", split="test")
+    assert sorted(test) == ["x", "y"] and test["x"].shape == (10000, 28, 28)
+    assert np.array_equal(test["y"], data.load("mnist")["y_test"])
 
 
 def test_mnist_loaders_with_augmentation_keep_shapes_and_labels(mnist_dir, monkeypatch):

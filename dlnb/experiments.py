@@ -1,0 +1,123 @@
+"""The data-efficiency experiment of the transfer-learning lessons, one harness for every area.
+
+A method is a function `run(train_indices, seed) -> dict` that trains on those rows of a training
+set and returns its metrics. `data_efficiency` runs every method on nested, class-balanced
+subsets of the training set (`per_class_subset`) for several seeds, one tidy row per run;
+`summarise` and `plot_data_efficiency` read the curve off that frame.
+
+    frame = data_efficiency({"tf-idf": tfidf, "fine-tuned": tuned}, train_labels, [4, 16, None], [0, 1])
+    plot_data_efficiency(frame, "accuracy", chance=0.5)
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from dlnb.data.loaders import per_class_subset
+
+if TYPE_CHECKING:
+    import pandas as pd
+    from matplotlib.axes import Axes
+    from matplotlib.figure import Figure, SubFigure
+
+Method = Callable[[np.ndarray, int], Mapping[str, Any]]
+
+
+def _numbers(result: Mapping[str, Any]) -> dict[str, float | int]:
+    """The plain numbers of a method's result (models, histories and other objects left out)."""
+    return {
+        key: value.item() if isinstance(value, np.generic) else value
+        for key, value in result.items()
+        if isinstance(value, (int, float, np.integer, np.floating))
+        and not isinstance(value, (bool, np.bool_))
+    }
+
+
+def data_efficiency(
+    methods: Mapping[str, Method],
+    labels: Sequence[int] | np.ndarray,
+    sizes: Sequence[int | None],
+    seeds: Sequence[int],
+    *,
+    keep: Sequence[str] = (),
+    log: Callable[[str], None] | None = print,
+) -> pd.DataFrame:
+    """Run every method on `per_class` examples of each class (None: all of them) for every seed.
+
+    `labels` are the training set's classes; for one seed the subsets are nested (the 5-per-class
+    rows are inside the 20). One row per run: method, per_class (with None, the mean per class),
+    n_train, seed, seconds (the run's wall-clock time, unless the method reports its own) and
+    every number the method returns. Other entries of a result (models) are dropped, except those
+    named in `keep` (e.g. `keep=("history",)`), kept as they are in a column of their own.
+    """
+    import pandas as pd
+
+    labels = np.asarray(labels)
+    n_classes = len(np.unique(labels))
+    rows = []
+    for size in sizes:
+        for seed in seeds:
+            indices = per_class_subset(labels, size, seed)
+            for name, method in methods.items():
+                start = time.perf_counter()
+                result = method(indices, seed)
+                metrics = {"seconds": time.perf_counter() - start, **_numbers(result)}
+                rows.append(
+                    {
+                        "method": name,
+                        "per_class": size or len(indices) // n_classes,
+                        "n_train": len(indices),
+                        "seed": seed,
+                        **metrics,
+                        **{key: result.get(key) for key in keep},
+                    }
+                )
+                if log:
+                    shown = "  ".join(f"{k} {v:.3g}" for k, v in metrics.items())
+                    log(f"{name:>12}  {rows[-1]['per_class']:>5}/class  seed {seed}  {shown}")
+    return pd.DataFrame(rows)
+
+
+def summarise(frame: pd.DataFrame, metric: str = "accuracy") -> pd.DataFrame:
+    """Mean and standard deviation over seeds of `metric`: a row per size, (mean|std, method) columns."""
+    stats = frame.groupby(["per_class", "method"])[metric].agg(["mean", "std"])
+    return stats.unstack("method").sort_index()
+
+
+def plot_data_efficiency(
+    frame: pd.DataFrame,
+    metric: str = "accuracy",
+    ax: Axes | None = None,
+    *,
+    chance: float | None = None,
+    logy: bool = False,
+    title: str | None = None,
+) -> tuple[Figure | SubFigure, Axes]:
+    """`metric` against labelled examples per class, one line per method (mean, min-max band)."""
+    import matplotlib.pyplot as plt
+
+    if ax is None:
+        _, ax = plt.subplots(figsize=(6.5, 4))
+    sizes = sorted(frame["per_class"].unique())
+    for name, part in frame.groupby("method", sort=False):
+        stats = part.groupby("per_class")[metric].agg(["mean", "min", "max"]).reindex(sizes)
+        ax.plot(stats.index, stats["mean"], marker="o", label=name)
+        ax.fill_between(stats.index, stats["min"], stats["max"], alpha=0.15)
+    if chance is not None:
+        ax.axhline(chance, color="grey", linestyle=":", label="chance")
+    ax.set_xscale("log")
+    ax.set_xticks(sizes, [str(n) for n in sizes])
+    ax.minorticks_off()
+    if logy:
+        ax.set_yscale("log")
+    ax.set_xlabel("labelled examples per class")
+    ax.set_ylabel(metric.replace("_", " "))
+    ax.legend()
+    ax.grid(alpha=0.3)
+    if title:
+        ax.set_title(title)
+    return ax.figure, ax

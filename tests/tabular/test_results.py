@@ -1,0 +1,117 @@
+"""The comparison's results (dlnb.tabular.results): summaries over seeds, tables, crossovers, prose."""
+
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlnb.tabular.results import Results, scoreboard
+
+
+def test_crossover_is_read_from_the_mean_curves():
+    rows = []
+    for n, xgb, mlp in [
+        (100, 0.80, 0.70),
+        (1000, 0.85, 0.84),
+        (10_000, 0.88, 0.90),
+        (100_000, 0.89, 0.93),
+    ]:
+        for seed, jitter in ((0, -0.005), (1, 0.005)):
+            rows += [
+                {
+                    "dataset": "d",
+                    "task": "binary",
+                    "model": "xgboost",
+                    "seed": seed,
+                    "n_train": n,
+                    "accuracy": xgb + jitter,
+                    "train_seconds": 1.0,
+                    "tune_seconds": 2.0,
+                    "infer_ms_per_1k": 1.0,
+                    "params": np.nan,
+                    "trees": 10,
+                    "leaves": 80,
+                },
+                {
+                    "dataset": "d",
+                    "task": "binary",
+                    "model": "mlp",
+                    "seed": seed,
+                    "n_train": n,
+                    "accuracy": mlp - jitter,
+                    "train_seconds": 5.0,
+                    "tune_seconds": 9.0,
+                    "infer_ms_per_1k": 2.0,
+                    "params": 1000,
+                    "trees": np.nan,
+                    "leaves": np.nan,
+                },
+            ]
+    results = Results(pd.DataFrame(rows))
+    assert results.crossover("mlp") == 10_000 and results.crossover("xgboost", "mlp") is None
+    text = results.describe()
+    assert "MLP (one-hot) beat XGBoost by 0.0400" in text and "4.5x" in text
+    assert "from 10,000 training rows on: MLP (one-hot)" in text
+    board = scoreboard(
+        {"d": results, "small": Results(results.frame[results.frame["n_train"] < 5000])}
+    )
+    assert "best (or tied best) mean test score on 1 of 2 tables" in board
+    assert "cheapest to tune on 2 of 2" in board
+
+
+def _runs(task: str = "binary") -> pd.DataFrame:
+    """Two seeds of XGBoost, an MLP and the majority baseline at 100 and 1,000 training rows."""
+    metric = "rmse" if task == "regression" else "accuracy"
+    scores = {"majority": (0.5, 0.5), "xgboost": (0.8, 0.85), "mlp": (0.7, 0.9)}
+    rows = []
+    for model, by_size in scores.items():
+        for n, score in zip((100, 1000), by_size, strict=True):
+            for seed, jitter in ((0, -0.01), (1, 0.01)):
+                rows.append(
+                    {
+                        "dataset": "d",
+                        "task": task,
+                        "model": model,
+                        "seed": seed,
+                        "n_train": n,
+                        metric: score + jitter,
+                        "train_seconds": 1.0 + seed,
+                        "tune_seconds": 4.0 + seed,
+                        "infer_ms_per_1k": 0.5,
+                        "params": 12_345 if model == "mlp" else np.nan,
+                        "trees": 10 if model == "xgboost" else np.nan,
+                        "leaves": 80 if model == "xgboost" else np.nan,
+                    }
+                )
+    return pd.DataFrame(rows)
+
+
+def test_summary_averages_over_seeds_and_the_table_reads_the_largest_size():
+    results = Results(_runs())
+    assert results.metric == "accuracy" and results.higher_is_better
+    s = results.summary()
+    assert list(s["model"]) == ["majority", "majority", "xgboost", "xgboost", "mlp", "mlp"]
+    row = s[(s["model"] == "mlp") & (s["n_train"] == 1000)].iloc[0]
+    assert row["accuracy_mean"] == pytest.approx(0.9) and row["accuracy_std"] == pytest.approx(0.01)
+    assert row["train_seconds_mean"] == 1.5 and row["train_seconds_std"] == 0.5
+    assert (s["seeds"] == 2).all()
+    largest = results.largest()
+    assert list(largest["model"]) == ["mlp", "xgboost", "majority"] and set(largest["n_train"]) == {
+        1000
+    }
+    table = results.table()
+    assert list(table.index) == ["MLP (one-hot)", "XGBoost", "majority class"]
+    assert table.loc["MLP (one-hot)", "accuracy"] == "0.9000 ± 0.0100"
+    assert table.loc["XGBoost", "size"] == "10 trees, 80 leaves"
+    assert table.loc["MLP (one-hot)", "size"] == "12,345 parameters"
+    assert table.loc["XGBoost", "train s"] == "1.50" and table.loc["XGBoost", "tuning s"] == "4.5"
+    assert "roc_auc" not in table
+
+
+def test_regression_results_rank_by_the_lowest_rmse():
+    results = Results(_runs("regression"))
+    assert results.metric == "rmse" and not results.higher_is_better
+    assert list(results.largest()["model"]) == ["majority", "xgboost", "mlp"]
+    assert results.crossover("xgboost", "mlp") == 1000  # a lower RMSE than the MLP from there on
+    assert results.crossover("mlp") is None and results.crossover("catboost") is None

@@ -1,0 +1,101 @@
+"""One batch: moving it to the device, splitting it, calling the model, the loss, the hits."""
+
+from types import SimpleNamespace
+
+import pytest
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from dlnb.train.step import call_model, compute_loss, count_correct, split_batch, to_device
+
+CPU = torch.device("cpu")
+
+
+def test_to_device_moves_nested_tensors_and_keeps_containers():
+    batch = {"ids": torch.ones(2, 3), "pair": (torch.zeros(2), [torch.ones(1)]), "name": "x"}
+    moved = to_device(batch, CPU)
+    assert set(moved) == {"ids", "pair", "name"} and moved["name"] == "x"
+    assert type(moved["pair"]) is tuple and type(moved["pair"][1]) is list
+    assert torch.equal(moved["ids"], batch["ids"]) and moved["pair"][1][0].device == CPU
+
+
+def test_to_device_makes_only_4d_float_tensors_channels_last():
+    images = torch.randn(2, 3, 4, 4)
+    moved = to_device((images, torch.zeros(2, 3, 4, 4, dtype=torch.long)), CPU, channels_last=True)
+    assert moved[0].is_contiguous(memory_format=torch.channels_last)
+    assert not moved[0].is_contiguous() and torch.equal(moved[0], images)
+    assert moved[1].is_contiguous()  # integer tensors keep their layout
+    flat = to_device(torch.randn(2, 3), CPU, channels_last=True)
+    assert flat.is_contiguous()
+    assert not to_device(images, CPU).is_contiguous(memory_format=torch.channels_last)
+
+
+def test_split_batch_takes_pairs_and_names_anything_else():
+    x, y = torch.zeros(2, 3), torch.zeros(2)
+    assert split_batch((x, y)) == (x, y) and split_batch([x, y]) == (x, y)
+    with pytest.raises(TypeError, match="got tuple of length 3"):
+        split_batch((x, y, y))
+    with pytest.raises(TypeError, match="got dict. Make the dataset or collate_fn return"):
+        split_batch({"x": x})
+
+
+class Returns(nn.Module):
+    """Returns whatever `wrap` makes of the sum of its inputs."""
+
+    def __init__(self, wrap):
+        super().__init__()
+        self.wrap = wrap
+
+    def forward(self, *args, **kwargs):
+        return self.wrap(sum(args) + sum(kwargs.values()))
+
+
+def test_call_model_passes_x_as_a_tensor_tuple_or_dict_and_finds_the_logits():
+    a, b = torch.ones(2, 3), 2 * torch.ones(2, 3)
+    plain = Returns(lambda out: out)
+    assert torch.equal(call_model(plain, a), a)
+    assert torch.equal(call_model(plain, (a, b)), a + b)
+    assert torch.equal(call_model(plain, {"a": a, "b": b}), a + b)
+    assert torch.equal(call_model(Returns(lambda out: SimpleNamespace(logits=out)), a), a)
+    assert torch.equal(call_model(Returns(lambda out: {"logits": out}), [a, b]), a + b)
+
+
+def test_compute_loss_matches_torch_for_each_loss():
+    g = torch.Generator().manual_seed(0)
+    logits, labels = torch.randn(6, 3, generator=g), torch.tensor([0, 1, 2, 0, 1, 2])
+    assert compute_loss(logits, labels, "cross_entropy") == pytest.approx(
+        F.cross_entropy(logits, labels).item()
+    )
+    assert compute_loss(logits, labels, "cross_entropy", label_smoothing=0.1) == pytest.approx(
+        F.cross_entropy(logits, labels, label_smoothing=0.1).item()
+    )
+    out, target = torch.randn(6, 1, generator=g), torch.randn(6, generator=g)
+    assert compute_loss(out, target, "mse") == pytest.approx(F.mse_loss(out[:, 0], target).item())
+    bits = (target > 0).long()  # integer targets are cast
+    assert compute_loss(out, bits, "bce") == pytest.approx(
+        F.binary_cross_entropy_with_logits(out[:, 0], bits.float()).item()
+    )
+    half = compute_loss(logits.half(), labels, "cross_entropy")
+    assert half.dtype == torch.float32  # the loss is computed in float32
+
+
+def test_compute_loss_names_mismatched_shapes():
+    with pytest.raises(
+        ValueError, match=r"cross_entropy needs logits .* got \(4, 3\) and \(4, 3\)"
+    ):
+        compute_loss(torch.zeros(4, 3), torch.zeros(4, 3).long(), "cross_entropy")
+    with pytest.raises(ValueError, match=r"cross_entropy needs .* got \(4, 3\) and \(5,\)"):
+        compute_loss(torch.zeros(4, 3), torch.zeros(5).long(), "cross_entropy")
+    with pytest.raises(
+        ValueError, match=r"mse needs one output per target; got \(4, 2\) and \(4,\)"
+    ):
+        compute_loss(torch.zeros(4, 2), torch.zeros(4), "mse")
+
+
+def test_count_correct_uses_argmax_or_the_sign_of_the_logit():
+    logits = torch.tensor([[2.0, 1.0], [0.0, 3.0], [1.0, 0.0]])
+    correct = count_correct(logits, torch.tensor([0, 1, 1]), "cross_entropy")
+    assert correct.dtype == torch.long and int(correct) == 2
+    margins = torch.tensor([[1.5], [-0.5], [0.2], [-2.0]])
+    assert int(count_correct(margins, torch.tensor([1.0, 0.0, 0.0, 1.0]), "bce")) == 2
