@@ -38,6 +38,7 @@ from dlnb.text.transformer import (
     padding_mask,
     plot_attention,
     plot_cls_attention,
+    plot_positions,
     sinusoidal_positions,
 )
 
@@ -60,6 +61,7 @@ __all__ = [
     "attention_maps",
     "plot_attention",
     "plot_cls_attention",
+    "plot_positions",
     "resolve_checkpoint",
     "load_tokenizer",
     "load_classifier",

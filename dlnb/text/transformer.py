@@ -271,7 +271,10 @@ def plot_attention(
         )
     size = (max(3.0, 0.28 * len(tokens) + 1.5), max(2.0, 0.28 * len(query_tokens) + 1.2))
     fig, ax = axes(ax, size)
-    ax.imshow(weights, cmap=cmap, vmin=0.0, vmax=max(float(weights.max()), 1e-6), aspect="auto")
+    image = ax.imshow(
+        weights, cmap=cmap, vmin=0.0, vmax=max(float(weights.max()), 1e-6), aspect="auto"
+    )
+    fig.colorbar(image, ax=ax, fraction=0.046, pad=0.04, label="attention weight")
     ax.set_xticks(range(len(tokens)), tokens, rotation=90, fontsize=8)
     ax.set_yticks(range(len(query_tokens)), query_tokens, fontsize=8)
     ax.set_xlabel("key (attended to)")
@@ -279,6 +282,25 @@ def plot_attention(
     if title:
         ax.set_title(title, fontsize=10)
     return fig, ax
+
+
+def plot_positions(table: torch.Tensor | np.ndarray, dims: Sequence[int] = (0, 1, 6, 7)):
+    """A (max_len, d_model) position table as a heatmap with a colorbar, and a few of its
+    dimensions as curves over the position; returns (fig, (heatmap ax, curves ax))."""
+    import matplotlib.pyplot as plt
+
+    values = np.asarray(table.detach().cpu() if isinstance(table, torch.Tensor) else table)
+    if values.ndim != 2:
+        raise ValueError(f"plot_positions takes a (max_len, d_model) table; got {values.shape}.")
+    fig, (top, bottom) = plt.subplots(2, 1, figsize=(7, 5), sharex=True)
+    image = top.imshow(values.T, cmap="RdBu_r", vmin=-1, vmax=1, aspect="auto")
+    fig.colorbar(image, ax=[top, bottom], label="value", fraction=0.04)
+    top.set(ylabel="dimension", title="sinusoidal positional encodings")
+    for d in (d for d in dims if d < values.shape[1]):
+        bottom.plot(values[:, d], label=f"dimension {d}")
+    bottom.set(xlabel="position", ylabel="value")
+    bottom.legend(fontsize=8, ncol=len(dims))
+    return fig, (top, bottom)
 
 
 def plot_cls_attention(

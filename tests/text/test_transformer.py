@@ -19,6 +19,7 @@ from dlnb.text.transformer import (
     padding_mask,
     plot_attention,
     plot_cls_attention,
+    plot_positions,
     sinusoidal_positions,
 )
 
@@ -166,12 +167,30 @@ def test_plots_label_axes_with_tokens_and_check_shapes():
     tokens = ["[CLS]", "x", "y", "z"]
     fig, ax = plot_attention(maps[0][0, 0], tokens, title="layer 0")
     assert [t.get_text() for t in ax.get_xticklabels()] == tokens
+    assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "attention weight"  # a colorbar
     fig2, ax2 = plot_cls_attention(maps, 0, tokens)
     assert len(ax2.get_yticklabels()) == 2 * 2  # layers x heads
+    assert len(fig2.axes) == 2
     with pytest.raises(ValueError, match="one \\(queries, keys\\) matrix"):
         plot_attention(maps[0], tokens)
     with pytest.raises(ValueError, match="4 query"):
         plot_attention(np.ones((3, 3)), tokens[:3], query_tokens=tokens)
+    matplotlib.pyplot.close("all")
+
+
+def test_plot_positions_draws_the_table_with_a_colorbar_and_chosen_dimensions():
+    table = sinusoidal_positions(20, 8)
+    fig, (heatmap, curves) = plot_positions(table, dims=(0, 1, 7, 99))
+    assert heatmap.images[0].get_array().shape == (8, 20)  # dimensions x positions
+    assert [line.get_label() for line in curves.get_lines()] == [
+        "dimension 0",
+        "dimension 1",
+        "dimension 7",
+    ]  # 99 is past the table and left out
+    np.testing.assert_allclose(curves.get_lines()[1].get_ydata(), table[:, 1].numpy())
+    assert any(a.get_ylabel() == "value" for a in fig.axes if a not in (heatmap, curves))
+    with pytest.raises(ValueError, match="max_len, d_model"):
+        plot_positions(np.ones(5))
     matplotlib.pyplot.close("all")
 
 
