@@ -1,9 +1,10 @@
-"""The data-efficiency experiment of the transfer-learning lessons, one harness for every area.
+"""The experiments of the transfer-learning lessons: data efficiency, gains over baselines, a leak.
 
 A method is a function `run(train_indices, seed) -> dict` that trains on those rows of a training
 set and returns its metrics. `data_efficiency` runs every method on nested, class-balanced
 subsets of the training set (`per_class_subset`) for several seeds, one tidy row per run;
-`summarise` and `plot_data_efficiency` read the curve off that frame.
+`summarise` and `plot_data_efficiency` read the curve off that frame, and `best_gain` the margin of
+the best of some methods over the best of others. `selection_leak` measures a data-leakage trap.
 
     frame = data_efficiency({"tf-idf": tfidf, "fine-tuned": tuned}, train_labels, [4, 16, None], [0, 1])
     plot_data_efficiency(frame, "accuracy", chance=0.5)
@@ -121,3 +122,77 @@ def plot_data_efficiency(
     if title:
         ax.set_title(title)
     return ax.figure, ax
+
+
+def best_gain(
+    frame: pd.DataFrame,
+    ours: Sequence[str],
+    baselines: Sequence[str],
+    metric: str = "test_accuracy",
+) -> pd.DataFrame:
+    """Per size: the best of `ours` minus the best of `baselines`, each judged by its mean over seeds.
+
+    One row per `per_class`: the two methods picked (`ours`, `baseline`), their means, `gain`
+    (the difference of the means), `worst_seed_gain` (the smallest difference between those two
+    methods on any one seed) and `seeds` (how many seeds both ran).
+    """
+    import pandas as pd
+
+    missing = sorted((set(ours) | set(baselines)) - set(frame["method"]))
+    if missing:
+        raise ValueError(f"The frame has no runs of {missing}.")
+    per_seed = frame.pivot_table(index=["per_class", "seed"], columns="method", values=metric)
+    means = per_seed.groupby(level="per_class").mean()
+    rows = []
+    for size, mean in means.iterrows():
+        mine, theirs = mean[list(ours)].idxmax(), mean[list(baselines)].idxmax()
+        diff = (per_seed.loc[size, mine] - per_seed.loc[size, theirs]).dropna()
+        rows.append(
+            {
+                "per_class": size,
+                "ours": mine,
+                "ours_mean": mean[mine],
+                "baseline": theirs,
+                "baseline_mean": mean[theirs],
+                "gain": mean[mine] - mean[theirs],
+                "worst_seed_gain": diff.min(),
+                "seeds": len(diff),
+            }
+        )
+    return pd.DataFrame(rows).set_index("per_class")
+
+
+def selection_leak(
+    n_rows: int = 400,
+    n_features: int = 5000,
+    keep: int = 50,
+    seeds: Sequence[int] = range(10),
+) -> pd.DataFrame:
+    """Feature selection fitted on every row, test rows included, against selection fitted on the
+    training rows only, on pure noise with coin-flip labels: nothing can be learned (chance 0.5).
+
+    For each seed: `n_rows` rows of `n_features` Gaussian noise values, random 0/1 labels, half the
+    rows for training and half for testing; the `keep` features most associated with the labels
+    (ANOVA F) feed a logistic regression. One row per seed: `leaky` and `honest` test accuracy.
+    """
+    import pandas as pd
+    from sklearn.feature_selection import SelectKBest, f_classif
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from threadpoolctl import threadpool_limits
+
+    rows = []
+    for seed in seeds:
+        rng = np.random.default_rng(seed)
+        x, y = rng.normal(size=(n_rows, n_features)), rng.integers(0, 2, n_rows)
+        train, test = slice(0, n_rows // 2), slice(n_rows // 2, n_rows)
+        with threadpool_limits(1):
+            selector = SelectKBest(f_classif, k=keep).fit(x, y)  # WRONG: it sees the test rows
+            leaky = LogisticRegression(max_iter=1000).fit(selector.transform(x[train]), y[train])
+            leaky_accuracy = leaky.score(selector.transform(x[test]), y[test])
+            honest = make_pipeline(
+                SelectKBest(f_classif, k=keep), LogisticRegression(max_iter=1000)
+            )
+            honest_accuracy = honest.fit(x[train], y[train]).score(x[test], y[test])
+        rows.append({"seed": seed, "leaky": leaky_accuracy, "honest": honest_accuracy})
+    return pd.DataFrame(rows)

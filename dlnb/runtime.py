@@ -70,24 +70,43 @@ def sync(device: str | torch.device | None = None) -> None:
 class Timer:
     """Wall-clock timer that synchronises the device on entry and exit.
 
+    `sync=False` shows the trap it avoids: on a GPU, work is queued and the calls return at once,
+    so an unsynchronised timer measures the launch, not the work.
+
     >>> with Timer("cpu") as t:
     ...     _ = torch.ones(10).sum()
     >>> t.seconds >= 0
     True
     """
 
-    def __init__(self, device: str | torch.device | None = "cpu"):
+    def __init__(self, device: str | torch.device | None = "cpu", sync: bool = True):
         self.device = device
+        self.sync = sync
         self.seconds = 0.0
 
     def __enter__(self) -> Timer:
-        sync(self.device)
+        if self.sync:
+            sync(self.device)
         self._start = time.perf_counter()
         return self
 
     def __exit__(self, *exc) -> None:
-        sync(self.device)
+        if self.sync:
+            sync(self.device)
         self.seconds = time.perf_counter() - self._start
+
+
+def matmul_gflops(n: int, device: str | torch.device = "cpu", repeats: int = 3) -> float:
+    """Float32 throughput of `repeats` products of two random `n x n` matrices on `device`, in
+    GFLOP/s (2 n^3 each), after one untimed warm-up product, timed with a synchronising `Timer`."""
+    dev = torch.device(device)
+    a = torch.randn(n, n, device=dev)
+    b = torch.randn(n, n, device=dev)
+    a @ b  # the first call pays for kernel selection and memory allocation
+    with Timer(dev) as timer:
+        for _ in range(repeats):
+            a @ b
+    return 2 * n**3 * repeats / timer.seconds / 1e9
 
 
 @contextmanager

@@ -79,3 +79,36 @@ def test_the_plot_of_another_metric_can_use_a_log_scale():
     fig, ax = experiments.plot_data_efficiency(frame, "train_seconds", logy=True, title="cost")
     assert ax.get_yscale() == "log" and ax.get_ylabel() == "train seconds"
     assert ax.get_title() == "cost" and [t.get_text() for t in ax.get_xticklabels()] == ["1", "4"]
+
+
+def test_best_gain_compares_the_best_of_each_group_by_its_mean():
+    import pandas as pd
+
+    rows = []
+    for size, scores in {
+        1: {"a": (0.9, 0.7), "b": (0.6, 0.6), "x": (0.5, 0.65), "y": (0.4, 0.4)},
+        4: {"a": (0.8, 0.8), "b": (0.9, 0.9), "x": (0.85, 0.95), "y": (0.1, 0.1)},
+    }.items():
+        for method, per_seed in scores.items():
+            rows += [
+                {"method": method, "per_class": size, "seed": s, "test_accuracy": v}
+                for s, v in enumerate(per_seed)
+            ]
+    gains = experiments.best_gain(pd.DataFrame(rows), ["a", "b"], ["x", "y"])
+    assert list(gains.index) == [1, 4]
+    one, four = gains.loc[1], gains.loc[4]
+    assert (one.ours, one.baseline) == ("a", "x")
+    assert one.gain == pytest.approx(0.8 - 0.575) and one.worst_seed_gain == pytest.approx(0.05)
+    assert (four.ours, four.baseline) == ("b", "x") and four.gain == pytest.approx(0.0)
+    assert four.worst_seed_gain == pytest.approx(-0.05) and four.seeds == 2
+    with pytest.raises(ValueError, match="no runs of \\['z'\\]"):
+        experiments.best_gain(pd.DataFrame(rows), ["a", "z"], ["x"])
+
+
+def test_selecting_features_on_every_row_fakes_learning_on_noise():
+    leak = experiments.selection_leak(n_rows=200, n_features=2000, keep=20, seeds=range(4))
+    assert list(leak.columns) == ["seed", "leaky", "honest"] and len(leak) == 4
+    assert leak.leaky.min() > 0.65  # coin-flip labels, yet far above chance
+    assert abs(leak.honest.mean() - 0.5) < 0.1  # the honest pipeline is at chance
+    again = experiments.selection_leak(n_rows=200, n_features=2000, keep=20, seeds=range(4))
+    assert leak.equals(again)  # seeded

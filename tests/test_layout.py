@@ -156,7 +156,7 @@ def test_notebooks_use_one_import_idiom(notebook):
         a.name
         for node in imports
         for a in node.names
-        if a.name in (*AREAS, "models", "plots", "runtime")
+        if a.name in (*AREAS, "models", "plots", "runtime", "experiments")
     }
     assert len(modules) <= 5, (
         f"{notebook.name} imports {len(modules)} dlnb modules: {sorted(modules)}"

@@ -157,6 +157,26 @@ def test_timer_on_the_cpu_really_runs():
     assert t.seconds > 0
 
 
+def test_an_unsynchronised_timer_does_not_wait_for_the_device(monkeypatch):
+    synced = []
+    monkeypatch.setattr(gpu, "sync", lambda device=None: synced.append(device))
+    with gpu.Timer("cuda", sync=False) as t:
+        time.sleep(0.01)
+    assert synced == [] and t.seconds >= 0.01
+
+
+def test_matmul_gflops_counts_two_n_cubed_per_product_over_the_timed_products(monkeypatch):
+    products = []
+    clock = iter([10.0, 10.5])  # the Timer reads the clock on entry and on exit: 0.5 s
+    monkeypatch.setattr(gpu.time, "perf_counter", lambda: next(clock))
+    monkeypatch.setattr(gpu, "sync", lambda device=None: products.append("sync"))
+    real = torch.Tensor.__matmul__
+    monkeypatch.setattr(torch.Tensor, "__matmul__", lambda a, b: products.append("@") or real(a, b))
+    gflops = gpu.matmul_gflops(100, "cpu", repeats=4)
+    assert gflops == pytest.approx(2 * 100**3 * 4 / 0.5 / 1e9)
+    assert products == ["@", "sync", "@", "@", "@", "@", "sync"]  # warm-up outside the timer
+
+
 def test_memory_stats_has_rss():
     stats = gpu.memory_stats("cpu")
     assert stats["rss_mib"] > 1

@@ -21,9 +21,19 @@ from dlnb.train.config import (
 )
 from dlnb.train.history import History
 from dlnb.train.loop import evaluate, fit, predict, resolve_device
-from dlnb.train.measure import measure_fit
+from dlnb.train.lr_finder import LRSweep, lr_find, plot_lr_find
+from dlnb.train.measure import (
+    compare_techniques,
+    describe_speedups,
+    measure_fit,
+    plot_speedups,
+    rotated_orders,
+    speed_verdict,
+    summarise_speedups,
+)
 from dlnb.train.memory import find_batch_size, is_out_of_memory
 from dlnb.train.precision import autocast, autocast_dtype
+from dlnb.train.profile import StepProfile, profile_steps
 from dlnb.train.step import (
     call_model,
     compute_loss,
@@ -63,6 +73,17 @@ __all__ = [
     "is_out_of_memory",
     "find_batch_size",
     "measure_fit",
+    "LRSweep",
+    "lr_find",
+    "plot_lr_find",
+    "rotated_orders",
+    "compare_techniques",
+    "speed_verdict",
+    "summarise_speedups",
+    "describe_speedups",
+    "plot_speedups",
+    "StepProfile",
+    "profile_steps",
     "distributed",
     "launch",
 ]

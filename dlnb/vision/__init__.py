@@ -1,7 +1,14 @@
-"""Vision: MNIST, digits and CIFAR-10, pretrained backbones, transfer learning experiments."""
+"""Vision: MNIST, digits and CIFAR-10, augmentation, pretrained networks, transfer learning experiments."""
 
 from __future__ import annotations
 
+from dlnb.vision.augment import (
+    MNIST_BLACK,
+    TrainAugment,
+    digit_augment,
+    photo_augment,
+    random_affine,
+)
 from dlnb.vision.backbones import (
     TransferNet,
     fetch_torchvision_weights,
@@ -14,6 +21,7 @@ from dlnb.vision.cifar import parse_cifar_batch
 from dlnb.vision.datasets import (
     MNIST_MEAN,
     MNIST_STD,
+    as_mnist,
     idx_bytes,
     mnist_augment,
     mnist_loaders,
@@ -32,26 +40,52 @@ from dlnb.vision.finetune import (
     trainable_stages,
     unfreeze,
 )
+from dlnb.vision.overfit import (
+    CleanTrainAccuracy,
+    Regime,
+    SmallData,
+    overfit_experiment,
+    plot_overfit_curves,
+    regime_method,
+    regularisation_gains,
+    small_mnist,
+)
 from dlnb.vision.preprocess import Preprocess
-from dlnb.vision.transfer import (
-    METHODS,
-    Recipe,
+from dlnb.vision.pretrain import Headed, lenet_headed, mnist_lenet, source_path
+from dlnb.vision.targets import (
+    Network,
+    Setup,
     Task,
-    digit_augment,
-    fine_tune,
+    choose_target,
+    cifar_setup,
+    digits_setup,
+    digits_task,
     image_task,
-    probe,
-    recalibrate_batchnorm,
-    scratch,
+    imagenet_network,
+    lenet_network,
+)
+from dlnb.vision.transfer import (
+    BASELINES,
+    METHODS,
+    PRETRAINED,
+    SETTINGS,
+    Budget,
+    fit_logistic,
+    train_network,
     transfer_methods,
+    tuning_report,
 )
 
 __all__ = [
+    "BASELINES",
     "METHODS",
+    "PRETRAINED",
+    "MNIST_BLACK",
     "MNIST_MEAN",
     "MNIST_STD",
     "idx_bytes",
     "parse_idx",
+    "as_mnist",
     "mnist_tensors",
     "mnist_augment",
     "mnist_loaders",
@@ -73,13 +107,36 @@ __all__ = [
     "linear_probe",
     "top_k",
     "plot_top_k",
-    "Task",
-    "image_task",
+    "CleanTrainAccuracy",
+    "Regime",
+    "SmallData",
+    "overfit_experiment",
+    "plot_overfit_curves",
+    "regime_method",
+    "regularisation_gains",
+    "small_mnist",
+    "random_affine",
+    "TrainAugment",
     "digit_augment",
-    "Recipe",
-    "probe",
-    "fine_tune",
-    "recalibrate_batchnorm",
-    "scratch",
+    "photo_augment",
+    "Headed",
+    "lenet_headed",
+    "mnist_lenet",
+    "source_path",
+    "Task",
+    "digits_task",
+    "image_task",
+    "Network",
+    "lenet_network",
+    "imagenet_network",
+    "Setup",
+    "digits_setup",
+    "cifar_setup",
+    "choose_target",
+    "Budget",
+    "fit_logistic",
+    "train_network",
     "transfer_methods",
+    "SETTINGS",
+    "tuning_report",
 ]

@@ -184,6 +184,34 @@ def mnist_tensors(
     return x, torch.from_numpy(arrays["y"][idx].astype(np.int64))
 
 
+def as_mnist(images: np.ndarray, box: int = 20) -> torch.Tensor:
+    """Grey digit images (N, H, W), uint8 0..255 or floats in [0, 1], framed and scaled like MNIST's.
+
+    MNIST's digits fill a 20x20 box centred in 28x28 black pixels: each image is resized
+    (bilinear, antialiased) to `box` x `box`, padded to 28x28 and normalised with MNIST's
+    training mean and std, so a network trained on MNIST reads it as it reads MNIST.
+    """
+    import torch
+    import torch.nn.functional as F
+
+    images = np.asarray(images)
+    if images.ndim != 3 or not 0 < box <= 28:
+        raise ValueError(
+            f"as_mnist expects grey images (N, H, W) and 0 < box <= 28, got {images.shape}."
+        )
+    x = torch.from_numpy(np.ascontiguousarray(images)).float()[:, None]
+    x = x.div_(255.0) if images.dtype == np.uint8 else x
+    if x.numel() and (x.min() < 0 or x.max() > 1):
+        raise ValueError(
+            "as_mnist reads floats as 0..1 and uint8 as 0..255; rescale the images first."
+        )
+    if x.shape[-2:] != (box, box):
+        x = F.interpolate(x, size=(box, box), mode="bilinear", antialias=True, align_corners=False)
+    before = (28 - box) // 2
+    x = F.pad(x.clamp(0, 1), (before, 28 - box - before, before, 28 - box - before))
+    return x.sub_(MNIST_MEAN).div_(MNIST_STD)
+
+
 def mnist_augment() -> Callable:
     """Small random rotations, shifts and scalings: label-preserving for digits."""
     from torchvision.transforms import v2

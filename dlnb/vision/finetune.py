@@ -148,13 +148,20 @@ def discriminative_lr(
 
 @torch.no_grad()
 def extract_features(
-    model: TransferNet, x: torch.Tensor, batch_size: int = 256, device: str | torch.device = "auto"
+    model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: str | torch.device = "auto"
 ) -> torch.Tensor:
-    """Pooled backbone features of preprocessed images `x` (N, 3, H, W) -> (N, F), on the CPU."""
+    """`model.features` of preprocessed images `x` -> (N, F), on the CPU: a `TransferNet`'s pooled
+    backbone features, or those of any network with a `features` method (a `Headed` network)."""
+    features = getattr(model, "features", None)
+    if not callable(features) or isinstance(features, nn.Module):
+        raise TypeError(
+            f"extract_features needs a network with a features(x) method (a TransferNet or a "
+            f"dlnb.vision.Headed), got {type(model).__name__}."
+        )
     device = pick_device(device)
-    with eval_mode(_check(model).to(device)):
+    with eval_mode(model.to(device)):
         out = [
-            model.features(x[i : i + batch_size].to(device)).float().cpu()
+            features(x[i : i + batch_size].to(device)).float().cpu()
             for i in range(0, len(x), batch_size)
         ]
     return torch.cat(out)

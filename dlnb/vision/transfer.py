@@ -1,297 +1,290 @@
-"""Three ways to reuse a pretrained backbone on a new task, and the data-efficiency experiment.
+"""The transfer-learning experiment: two pretrained methods against two fair baselines.
 
-- `probe`: frozen pretrained features and a logistic-regression head (`dlnb.vision.finetune.linear_probe`).
-- `fine_tune`: the pretrained network with that probe as its head, then trained end to end with a
-  smaller learning rate for the backbone than for the head, stages unfrozen from the top down
-  (`GradualUnfreezing`), and the pretrained BatchNorm statistics kept.
-- `scratch`: the same architecture, randomly initialised, every layer trained; its BatchNorm
-  statistics are recomputed on the training set afterwards (running averages lag behind weights
-  that move fast in a short run).
+On a `dlnb.vision.targets.Setup` (a task, a pretrained network, a from-scratch one):
 
-`transfer_methods` hands them to `dlnb.experiments.data_efficiency`, which runs them on nested
-training subsets (k labelled examples per class) for several seeds: one row per run with test
-accuracy, train and test seconds.
+- `pixels`: logistic regression on the raw pixels (a baseline that needs no network at all);
+- `scratch`: the from-scratch network, trained on augmented batches;
+- `probe`: the pretrained network frozen, a logistic regression on its features (a linear probe);
+- `fine_tune`: the pretrained network with the probe as its head, then every layer trained on
+  augmented batches.
+
+Every method tunes its one setting on the task's validation set, never on the test set: the
+L2 strength `C` of each logistic regression (every run), the learning rate of each network (the
+first seed of each training-set size tries the whole grid; later seeds reuse its choice). A
+network takes the same number of optimizer steps whatever the size of its training set; fine-tuning
+(which starts from features that already work) gets fewer than training from scratch.
+
+`transfer_methods` hands the methods to `dlnb.experiments.data_efficiency`; each run returns its
+test and validation accuracy, the setting it chose (`setting`), its training seconds, its test
+logits (`test_logits`, for error analysis), the validation accuracy of every setting it tried
+(`grid`) and, for the networks, the training `history`.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
-from torch.utils.data import DataLoader, TensorDataset
+from torch import nn
+from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
-from dlnb.data.loaders import make_loaders, subset_indices
-from dlnb.data.registry import load
+from dlnb.data.loaders import Loaders
 from dlnb.experiments import Method
 from dlnb.runtime import Timer, pick_device
 from dlnb.train.config import TrainConfig
 from dlnb.train.history import History
-from dlnb.train.loop import evaluate, fit, resolve_device
-from dlnb.vision.backbones import TransferNet, load_backbone
-from dlnb.vision.finetune import (
-    GradualUnfreezing,
-    discriminative_lr,
-    extract_features,
-    linear_probe,
-)
-from dlnb.vision.preprocess import Preprocess
+from dlnb.train.loop import fit, predict
+from dlnb.vision.finetune import extract_features, linear_probe
+from dlnb.vision.targets import Network, Setup, Task
 
-METHODS = ("probe", "fine_tune", "scratch")
+if TYPE_CHECKING:
+    import pandas as pd
 
-
-@dataclass
-class Task:
-    """A classification task for a backbone: a raw labelled pool to draw training sets from and a
-    preprocessed test set. `train_set(indices)` preprocesses only the images it is asked for."""
-
-    name: str
-    pool_images: np.ndarray
-    pool_labels: np.ndarray
-    x_test: torch.Tensor
-    y_test: torch.Tensor
-    preprocess: Preprocess
-
-    @property
-    def num_classes(self) -> int:
-        """Number of classes (labels are 0..num_classes-1)."""
-        return int(self.pool_labels.max()) + 1
-
-    def train_set(self, indices: np.ndarray) -> tuple[torch.Tensor, torch.Tensor]:
-        """Preprocessed images and int64 labels of the pool rows `indices`."""
-        return (
-            self.preprocess(self.pool_images[indices]),
-            torch.from_numpy(self.pool_labels[indices].astype(np.int64)),
-        )
-
-    def test_loader(self, batch_size: int = 256) -> DataLoader:
-        """The test set, batched in order."""
-        return DataLoader(TensorDataset(self.x_test, self.y_test), batch_size=batch_size)
-
-
-def image_task(
-    dataset: str,
-    preprocess: Preprocess,
-    image_size: int,
-    test_size: int | None = None,
-    seed: int = 0,
-) -> Task:
-    """A registry image dataset (`mnist` offline, `cifar10` online) resized and normalised for the backbone.
-
-    The normalisation is the backbone's own (fixed by its pretraining), so no statistic is fitted
-    on any split here. `test_size` draws a seeded subset of the test images.
-    """
-    if dataset not in ("mnist", "cifar10"):
-        raise ValueError(
-            f"Unknown target dataset {dataset!r}: use 'mnist' (offline) or 'cifar10' (online)."
-        )
-    train, test = load(dataset, split="train"), load(dataset, split="test")
-    pre = preprocess.at(image_size, crop=False)
-    keep = subset_indices(len(test["y"]), test_size, seed)
-    return Task(
-        dataset,
-        train["x"],
-        train["y"],
-        pre(test["x"][keep]),
-        torch.from_numpy(test["y"][keep].astype(np.int64)),
-        pre,
-    )
-
-
-def digit_augment(preprocess: Preprocess) -> Callable[[torch.Tensor], torch.Tensor]:
-    """Small random rotations, shifts and zooms of a preprocessed image; the new border is black.
-
-    No flips: a mirrored digit is not the same digit.
-    """
-    from torchvision.transforms import v2
-
-    black = [(0.0 - m) / s for m, s in zip(preprocess.mean, preprocess.std, strict=True)]
-    return v2.RandomAffine(degrees=12, translate=(0.1, 0.1), scale=(0.85, 1.15), fill=black)
+METHODS = ("pixels", "scratch", "probe", "fine_tune")
+#: The methods that start from the pretrained network, and the baselines that do not.
+PRETRAINED, BASELINES = ("probe", "fine_tune"), ("pixels", "scratch")
+#: The one setting each method tunes on the validation set.
+SETTINGS = {"pixels": "C", "scratch": "learning rate", "probe": "C", "fine_tune": "learning rate"}
 
 
 @dataclass(frozen=True)
-class Recipe:
-    """Settings of the three methods; `train` and `batch_size` are shared by fine-tuning and scratch.
+class Budget:
+    """How every method is tuned and trained.
 
-    `train` is the `TrainConfig` of both networks (each run sets its seed) and names the device of
-    all three methods; `train.lr` is the scratch network's rate, while fine-tuning uses `head_lr`
-    and `backbone_lr`. An epoch shows at least `min_epoch_samples` images: tiny training sets are
-    repeated, so a run on 50 images still takes enough optimizer steps to learn. With `augment`,
-    the networks see a fresh random transformation of each image every time, and the probe is
-    fitted on the features of the images plus `probe_augment_copies` augmented copies of each.
+    A network run takes `scratch_steps` (from scratch) or `fine_tune_steps` optimizer steps on
+    batches of `batch_size` images drawn with replacement from its training set, in `epochs`
+    epochs (validated after each), AdamW with a one-cycle schedule and `weight_decay`.
+    `scratch_lrs` and `fine_tune_lrs` are the learning rates tried, `cs` the logistic
+    regressions' inverse L2 strengths.
     """
 
-    backbone: str = "efficientnet_lite0"
-    train: TrainConfig = field(
-        default_factory=lambda: TrainConfig(
-            epochs=3, scheduler="onecycle", weight_decay=0.01, progress=False
-        )
-    )
+    scratch_steps: int = 800
+    fine_tune_steps: int = 400
+    epochs: int = 4
     batch_size: int = 32
-    min_epoch_samples: int = 256
-    head_lr: float = 1e-3
-    backbone_lr: float = 1e-4
-    unfreeze_per_epoch: int = 3
-    probe_c: float = 1.0
-    augment: bool = False
-    probe_augment_copies: int = 4
+    scratch_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
+    fine_tune_lrs: tuple[float, ...] = (3e-4, 1e-3)
+    cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
+    weight_decay: float = 0.01
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if min(self.scratch_steps, self.fine_tune_steps) < self.epochs or self.epochs < 1:
+            raise ValueError("Budget needs epochs >= 1 and at least one step per epoch.")
+        if self.batch_size < 1:
+            raise ValueError(f"Budget.batch_size must be at least 1, got {self.batch_size}.")
+        if not (self.scratch_lrs and self.fine_tune_lrs and self.cs):
+            raise ValueError("Budget needs at least one learning rate of each kind and one C.")
 
 
-def _train_loaders(x: torch.Tensor, y: torch.Tensor, task: Task, recipe: Recipe, seed: int):
-    repeats = math.ceil(recipe.min_epoch_samples / len(x))
-    if repeats > 1:
-        x, y = x.repeat(repeats, 1, 1, 1), y.repeat(repeats)
-    transform = digit_augment(task.preprocess) if recipe.augment else None
-    return make_loaders(
-        x, y, batch_size=recipe.batch_size, valid_fraction=0.0, seed=seed, train_transform=transform
+def _labels(task: Task, rows: np.ndarray) -> torch.Tensor:
+    return torch.from_numpy(task.labels[rows].astype(np.int64))
+
+
+def _scores(logits: torch.Tensor | np.ndarray, task: Task, rows: np.ndarray) -> float:
+    predicted = np.asarray(logits).argmax(axis=1)
+    return float((predicted == task.labels[rows]).mean())
+
+
+@torch.no_grad()
+def fit_logistic(
+    features: torch.Tensor, task: Task, rows: np.ndarray, cs: Sequence[float]
+) -> tuple[nn.Linear, dict]:
+    """A logistic regression on `features[rows]` for each C in `cs`; the best on validation wins.
+
+    Returns its head (an `nn.Linear`) and its result: test and validation accuracy, `setting`
+    (the C chosen), `train_seconds` (the whole search), `test_logits` and `grid` (C -> accuracy).
+    """
+    from threadpoolctl import threadpool_limits
+
+    grid, best = {}, None
+    with Timer() as timer, threadpool_limits(1):  # fits this small run fastest on one BLAS thread
+        for c in cs:
+            head = linear_probe(features[rows], task.labels[rows], task.num_classes, C=c)
+            grid[c] = _scores(head(features[task.valid]), task, task.valid)
+            if best is None or grid[c] > grid[best[0]]:
+                best = (c, head)
+    assert best is not None  # cs is not empty
+    c, head = best
+    logits = head(features[task.test]).numpy()
+    return head, {
+        "test_accuracy": _scores(logits, task, task.test),
+        "valid_accuracy": grid[c],
+        "setting": c,
+        "train_seconds": timer.seconds,
+        "test_logits": logits,
+        "grid": grid,
+    }
+
+
+def train_network(
+    network: Network,
+    model: nn.Module,
+    inputs: torch.Tensor,
+    task: Task,
+    rows: np.ndarray,
+    lr: float,
+    steps: int,
+    budget: Budget,
+    seed: int,
+    device: torch.device,
+) -> History:
+    """Train `model` for `steps` steps on `inputs[rows]` (`network.augment` on every batch),
+    validating after each of `budget.epochs` epochs."""
+    per_epoch = max(1, steps // budget.epochs)
+    sampler = RandomSampler(
+        range(len(rows)), replacement=True, num_samples=per_epoch * budget.batch_size
     )
+    train = DataLoader(
+        TensorDataset(inputs[rows], _labels(task, rows)), budget.batch_size, sampler=sampler
+    )
+    valid = DataLoader(TensorDataset(inputs[task.valid], _labels(task, task.valid)), batch_size=256)
+    config = TrainConfig(
+        epochs=budget.epochs,
+        lr=lr,
+        scheduler="onecycle",
+        weight_decay=budget.weight_decay,
+        seed=seed,
+        progress=False,
+        device=str(device),
+    )
+    trained = model if network.augment is None else nn.Sequential(network.augment, model)
+    return fit(trained, Loaders(train, valid), config, device=device)
 
 
-def _test(model: TransferNet, task: Task, device: torch.device) -> dict:
-    with Timer(device) as t:
-        accuracy = evaluate(model, task.test_loader(), device=device)["accuracy"]
-    return {"test_accuracy": accuracy, "test_seconds": t.seconds}
-
-
-def probe(
+def _network_method(
+    network: Network,
+    inputs: torch.Tensor,
     task: Task,
-    indices: np.ndarray,
-    recipe: Recipe,
-    seed: int = 0,
-    test_features: torch.Tensor | None = None,
-    *,
-    device: torch.device | None = None,
-) -> tuple[TransferNet, dict]:
-    """Frozen features + logistic regression. Pass precomputed `test_features` to skip that pass.
+    budget: Budget,
+    lrs: Sequence[float],
+    steps: int,
+    start: Callable[[np.ndarray, int], nn.Module],
+    device: torch.device,
+) -> Method:
+    """A run that trains `start(rows, seed)` at the learning rate the validation set picks."""
+    test = DataLoader(TensorDataset(inputs[task.test], _labels(task, task.test)), batch_size=256)
+    chosen: dict[int, float] = {}  # training-set size -> learning rate picked on the first seed
 
-    `device` is the run's resolved device; by default `resolve_device(recipe.train)`.
-    """
-    device = device or resolve_device(recipe.train)
-    model, _ = load_backbone(recipe.backbone, num_classes=task.num_classes)
-    x, y = task.train_set(indices)
-    with Timer(device) as t:
-        if recipe.augment and recipe.probe_augment_copies:
-            torch.manual_seed(seed)
-            augment = digit_augment(task.preprocess)
-            copies = x.repeat(recipe.probe_augment_copies, 1, 1, 1)
-            x = torch.cat([x, torch.stack([augment(image) for image in copies])])
-            y = y.repeat(recipe.probe_augment_copies + 1)
-        model.head = linear_probe(
-            extract_features(model, x, device=device), y, task.num_classes, C=recipe.probe_c
-        )
-    if test_features is None:
-        return model, {"train_seconds": t.seconds, **_test(model, task, device)}
-    with torch.no_grad():
-        accuracy = (model.head(test_features).argmax(1) == task.y_test).float().mean().item()
-    return model, {"train_seconds": t.seconds, "test_accuracy": accuracy}
+    def run(indices: np.ndarray, seed: int) -> dict:
+        rows = task.pool[indices]
+        tried = [chosen[len(rows)]] if len(rows) in chosen else list(lrs)
+        grid, best = {}, None
+        for lr in tried:
+            model = start(rows, seed)
+            with Timer(device) as timer:
+                history = train_network(
+                    network, model, inputs, task, rows, lr, steps, budget, seed, device
+                )
+            grid[lr] = history.last("valid_accuracy")
+            if best is None or grid[lr] > grid[best[0]]:
+                best = (lr, model, history, timer.seconds)
+        assert best is not None  # lrs is not empty
+        lr, model, history, seconds = best
+        chosen.setdefault(len(rows), lr)
+        logits, _ = predict(model, test, device)
+        return {
+            "test_accuracy": _scores(logits, task, task.test),
+            "valid_accuracy": grid[lr],
+            "setting": lr,
+            "train_seconds": seconds,
+            "test_logits": logits,
+            "grid": grid,
+            "history": history,
+        }
 
-
-def fine_tune(
-    task: Task,
-    indices: np.ndarray,
-    recipe: Recipe,
-    seed: int = 0,
-    *,
-    device: torch.device | None = None,
-) -> tuple[TransferNet, History, dict]:
-    """Probe head first, then end-to-end training with per-stage rates and gradual unfreezing.
-
-    `device` is the run's resolved device; by default `resolve_device(recipe.train)`.
-    """
-    device = device or resolve_device(recipe.train)
-    model, _ = load_backbone(recipe.backbone, num_classes=task.num_classes)
-    x, y = task.train_set(indices)
-    with Timer(device) as t:
-        model.head = linear_probe(
-            extract_features(model, x, device=device), y, task.num_classes, C=recipe.probe_c
-        )
-        model.bn_stats_frozen = True
-        config = replace(
-            recipe.train,
-            seed=seed,
-            param_groups=discriminative_lr(recipe.head_lr, recipe.backbone_lr),
-        )
-        history = fit(
-            model,
-            _train_loaders(x, y, task, recipe, seed),
-            config,
-            [GradualUnfreezing(recipe.unfreeze_per_epoch)],
-            device=device,
-        )
-    return model, history, {"train_seconds": t.seconds, **_test(model, task, device)}
-
-
-def recalibrate_batchnorm(
-    model: TransferNet, x: torch.Tensor, device: str | torch.device = "auto", batch_size: int = 256
-) -> None:
-    """Recompute every BatchNorm layer's running statistics as exact averages over images `x`."""
-    from torch.optim.swa_utils import update_bn
-
-    device = pick_device(device)
-    model.to(device)
-    update_bn(DataLoader(TensorDataset(x), batch_size=batch_size), model, device=device)
-
-
-def scratch(
-    task: Task,
-    indices: np.ndarray,
-    recipe: Recipe,
-    seed: int = 0,
-    *,
-    device: torch.device | None = None,
-) -> tuple[TransferNet, History, dict]:
-    """The same architecture from a random initialisation, every layer trained at `train.lr`.
-
-    `device` is the run's resolved device; by default `resolve_device(recipe.train)`.
-    """
-    device = device or resolve_device(recipe.train)
-    torch.manual_seed(seed)
-    model, _ = load_backbone(recipe.backbone, pretrained=False, num_classes=task.num_classes)
-    x, y = task.train_set(indices)
-    with Timer(device) as t:
-        history = fit(
-            model,
-            _train_loaders(x, y, task, recipe, seed),
-            replace(recipe.train, seed=seed),
-            device=device,
-        )
-        recalibrate_batchnorm(model, x, device)
-    return model, history, {"train_seconds": t.seconds, **_test(model, task, device)}
+    return run
 
 
 def transfer_methods(
-    task: Task, recipe: Recipe, methods: Sequence[str] = METHODS
+    setup: Setup, budget: Budget = Budget(), methods: Sequence[str] = METHODS
 ) -> dict[str, Method]:
     """The methods as runs for `dlnb.experiments.data_efficiency`: name -> run(indices, seed).
 
-    Every run uses one device, `resolve_device(recipe.train)`. The probe's test features are
-    extracted once, here (its `test_seconds` is that pass); the networks' results hold their
-    training `history` (keep it with `data_efficiency(..., keep=("history",))`).
+    `indices` index the task's pool. Every image is prepared for each network once, and the
+    pretrained network's features of every image are extracted once, here.
     """
     unknown = set(methods) - set(METHODS)
     if unknown:
         raise ValueError(f"Unknown methods {sorted(unknown)}; choose from {METHODS}.")
-    device = resolve_device(recipe.train)
+    if "scratch" in methods and setup.scratch is None:
+        raise ValueError("This setup has no from-scratch network: leave 'scratch' out.")
+    task, device = setup.task, pick_device(budget.device)
     runs: dict[str, Method] = {}
-    if "probe" in methods:
-        backbone, _ = load_backbone(recipe.backbone)
-        with Timer(device) as t:
-            test_features = extract_features(backbone, task.x_test, device=device)
 
-        def run_probe(indices: np.ndarray, seed: int) -> dict:
-            _, row = probe(task, indices, recipe, seed, test_features, device=device)
-            return {**row, "test_seconds": t.seconds}  # one pass over the test set
+    def logistic(features: torch.Tensor) -> Method:
+        return lambda indices, seed: fit_logistic(features, task, task.pool[indices], budget.cs)[1]
 
-        runs["probe"] = run_probe
+    if "pixels" in methods:
+        runs["pixels"] = logistic(task.pixels())
+    if "probe" in methods or "fine_tune" in methods:
+        pretrained = setup.pretrained
+        inputs = pretrained.prepare(task.images)
+        features = extract_features(pretrained.build(task.num_classes), inputs, device=device)
+        runs["probe"] = logistic(features)
 
-    def network(train: Callable) -> Method:
-        def run(indices: np.ndarray, seed: int) -> dict:
-            _, history, row = train(task, indices, recipe, seed, device=device)
-            return {**row, "history": history}
+        def from_probe(rows: np.ndarray, seed: int) -> nn.Module:
+            model = pretrained.build(task.num_classes)
+            model.head = fit_logistic(features, task, rows, budget.cs)[0]
+            return model
 
-        return run
+        if "fine_tune" in methods:
+            runs["fine_tune"] = _network_method(
+                pretrained,
+                inputs,
+                task,
+                budget,
+                budget.fine_tune_lrs,
+                budget.fine_tune_steps,
+                from_probe,
+                device,
+            )
+    if setup.scratch is not None and "scratch" in methods:
+        scratch = setup.scratch
 
-    runs |= {"fine_tune": network(fine_tune), "scratch": network(scratch)}
+        def fresh(rows: np.ndarray, seed: int) -> nn.Module:
+            torch.manual_seed(seed)
+            return scratch.build(task.num_classes)
+
+        runs["scratch"] = _network_method(
+            scratch,
+            scratch.prepare(task.images),
+            task,
+            budget,
+            budget.scratch_lrs,
+            budget.scratch_steps,
+            fresh,
+            device,
+        )
     return {name: runs[name] for name in methods}
+
+
+def _best_only_at_an_edge(grid: dict[float, float]) -> bool:
+    values = [grid[k] for k in sorted(grid)]
+    best = max(values)
+    return len(values) > 1 and values.count(best) == 1 and best in (values[0], values[-1])
+
+
+def tuning_report(frame: pd.DataFrame, seed: int) -> pd.DataFrame:
+    """What each method chose on the validation set, for each size, in the runs of `seed` (the
+    seed that tunes the networks): the setting and the validation accuracy of every value tried,
+    and whether the best value is an end of the grid (a better one may lie beyond it)."""
+    import pandas as pd
+
+    rows = []
+    for run in frame[frame.seed == seed].itertuples():
+        grid = dict(run.grid)
+        rows.append(
+            {
+                "method": run.method,
+                "per_class": run.per_class,
+                "setting": SETTINGS[str(run.method)],
+                "chosen": run.setting,
+                "best only at an edge": _best_only_at_an_edge(grid),
+                "validation accuracy": ", ".join(f"{k:g}: {grid[k]:.3f}" for k in sorted(grid)),
+            }
+        )
+    return pd.DataFrame(rows).set_index(["method", "per_class"])

@@ -130,3 +130,23 @@ def test_augmentation_fills_with_the_background():
     out = vds.mnist_augment()(blank)
     assert out.shape == (1, 28, 28)
     assert torch.allclose(out, blank, atol=1e-5)
+
+
+def test_as_mnist_frames_any_digit_like_mnist():
+    images = np.zeros((3, 8, 8), np.float32)
+    images[:, 2:6, 3:5] = 1.0
+    x = vds.as_mnist(images)
+    black = -vds.MNIST_MEAN / vds.MNIST_STD
+    assert x.shape == (3, 1, 28, 28) and x.dtype == torch.float32
+    border = torch.cat([x[..., :4, :].flatten(), x[..., -4:, :].flatten(), x[..., :4].flatten()])
+    torch.testing.assert_close(border, torch.full_like(border, black))  # the 4-pixel margin
+    assert float(x.max()) > black + 1  # the strokes survive the resize
+    as_uint8 = vds.as_mnist((images * 255).astype(np.uint8))
+    torch.testing.assert_close(as_uint8, x)
+    mnist = np.random.default_rng(0).integers(0, 256, (2, 28, 28), dtype=np.uint8)
+    plain = (torch.from_numpy(mnist).float()[:, None] / 255 - vds.MNIST_MEAN) / vds.MNIST_STD
+    torch.testing.assert_close(vds.as_mnist(mnist, box=28), plain)  # MNIST itself: normalised
+    with pytest.raises(ValueError, match="rescale"):
+        vds.as_mnist(images * 16)
+    with pytest.raises(ValueError, match=r"\(N, H, W\)"):
+        vds.as_mnist(images[0])

@@ -161,6 +161,18 @@ def test_extract_features_shape_mode_and_values(lite0):
         torch.testing.assert_close(feats, model.features(x))
 
 
+def test_extract_features_reads_any_network_with_a_features_method():
+    from dlnb.models import LeNet5
+    from dlnb.vision.pretrain import lenet_headed
+
+    lenet = LeNet5()
+    x = torch.randn(3, 1, 28, 28)
+    feats = vision.extract_features(lenet_headed(lenet), x, device="cpu")
+    assert feats.shape == (3, 84)
+    with pytest.raises(TypeError, match="features\\(x\\) method"):
+        vision.extract_features(lenet, x)  # LeNet5.features is a layer: its maps are not pooled
+
+
 def test_linear_probe_learns_separable_features_and_matches_sklearn():
     rng = np.random.default_rng(0)
     centres = rng.normal(size=(3, 20)) * 4

@@ -1,4 +1,4 @@
-"""dlnb.vision.transfer: the MNIST task, the three methods and their data-efficiency runs."""
+"""dlnb.vision.transfer: the four methods, their tuning on the validation set, their runs."""
 
 from __future__ import annotations
 
@@ -7,175 +7,186 @@ from dataclasses import replace
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from dlnb import experiments
 from dlnb.data.loaders import per_class_subset
-from dlnb.train import loop
+from dlnb.models import LeNet5
 from dlnb.train.history import History
-from dlnb.vision import finetune as vision
+from dlnb.vision import augment, targets
 from dlnb.vision import transfer as vt
 
-pytestmark = pytest.mark.usefixtures("single_thread")
+pytestmark = pytest.mark.usefixtures("single_thread", "one_blas_thread")
 
-
-@pytest.fixture(autouse=True)
-def one_blas_thread():
-    """scikit-learn's BLAS on one thread too: a thread pool fighting over a shared CPU is slow."""
-    from threadpoolctl import threadpool_limits
-
-    with threadpool_limits(1):
-        yield
-
-
-TINY = vt.Recipe(
-    train=replace(vt.Recipe().train, epochs=2, device="cpu"),
+TINY = vt.Budget(
+    scratch_steps=6,
+    fine_tune_steps=4,
+    epochs=2,
     batch_size=8,
-    min_epoch_samples=16,
-    unfreeze_per_epoch=3,
+    scratch_lrs=(1e-3, 1e-2),
+    fine_tune_lrs=(1e-4, 1e-3),
+    cs=(0.1, 1.0),
+    device="cpu",
 )
 
 
 @pytest.fixture(scope="module")
-def task():
-    _, preprocess = vision.load_backbone(pretrained=False)
-    return vt.image_task("mnist", preprocess, 32, test_size=60, seed=0)
-
-
-def test_an_image_task_is_preprocessed_for_the_backbone(task):
-    assert task.x_test.shape == (60, 3, 32, 32) and task.y_test.dtype == torch.int64
-    assert task.num_classes == 10 and len(task.pool_labels) == 60_000
-    assert task.preprocess.mean == vision.load_backbone(pretrained=False)[1].mean
-    x, y = task.train_set(np.array([0, 1, 2]))
-    assert x.shape == (3, 3, 32, 32) and y.tolist() == task.pool_labels[:3].tolist()
-    black = (0 - task.preprocess.mean[0]) / task.preprocess.std[0]
-    assert abs(float(x.min()) - black) < 1e-5  # MNIST's black background, in the backbone's scale
-
-
-@pytest.mark.slow
-def test_digit_augment_moves_pixels_and_fills_with_black(task):
+def setup():
     torch.manual_seed(0)
-    augment = vt.digit_augment(task.preprocess)
-    black = (0 - task.preprocess.mean[0]) / task.preprocess.std[0]
-    blank = torch.full((3, 32, 32), black)
-    torch.testing.assert_close(augment(blank), blank)  # new borders are black too
-    digit = task.train_set(np.array([0]))[0][0]
-    moved = augment(digit)
-    assert moved.shape == digit.shape and not torch.equal(moved, digit)
+    return targets.digits_setup(LeNet5(), pool_per_class=6, valid_per_class=4, seed=0)
 
 
-def stem(model: vision.TransferNet) -> torch.Tensor:
-    return model.stages[0][0].weight.detach().clone()
+def test_a_budget_refuses_what_cannot_run():
+    with pytest.raises(ValueError, match="one step per epoch"):
+        vt.Budget(fine_tune_steps=2, epochs=3)
+    with pytest.raises(ValueError, match="batch_size"):
+        vt.Budget(batch_size=0)
+    with pytest.raises(ValueError, match="at least one learning rate"):
+        vt.Budget(scratch_lrs=())
 
 
-@pytest.mark.slow
-def test_fine_tune_keeps_the_stem_and_the_batchnorm_statistics(task):
-    indices = per_class_subset(task.pool_labels, 1, seed=0)
-    pretrained, _ = vision.load_backbone()
-    model, history, row = vt.fine_tune(task, indices, TINY, seed=0)
-    assert len(history) == 2 and {"train_seconds", "test_accuracy", "test_seconds"} <= set(row)
-    assert torch.equal(stem(model), stem(pretrained))  # 2 epochs, 3 stages each: stem frozen
-    assert not torch.equal(model.stages[-1][0].weight, pretrained.stages[-1][0].weight)
-    bn = [m for m in model.modules() if isinstance(m, nn.BatchNorm2d)]
-    bn_pre = [m for m in pretrained.modules() if isinstance(m, nn.BatchNorm2d)]
-    assert all(torch.equal(a.running_var, b.running_var) for a, b in zip(bn, bn_pre, strict=True))
+def test_logistic_regression_picks_its_c_on_the_validation_set(setup):
+    task = setup.task
+    rows = task.pool[per_class_subset(task.pool_labels, 3, seed=0)]
+    head, result = vt.fit_logistic(task.pixels(), task, rows, (1e-4, 1.0, 100.0))
+    assert set(result["grid"]) == {1e-4, 1.0, 100.0}
+    assert result["grid"][result["setting"]] == max(result["grid"].values())
+    assert result["valid_accuracy"] == result["grid"][result["setting"]]
+    logits = result["test_logits"]
+    assert logits.shape == (len(task.test), 10) and head.out_features == 10
+    assert result["test_accuracy"] == pytest.approx(
+        (logits.argmax(1) == task.labels[task.test]).mean()
+    )
+    assert result["test_accuracy"] > 0.5  # 30 digits of pixels already separate the classes well
 
 
-@pytest.mark.slow
-def test_scratch_recalibrates_batchnorm_on_its_training_images(task):
-    indices = per_class_subset(task.pool_labels, 1, seed=0)
-    model, history, row = vt.scratch(task, indices, TINY, seed=0)
-    assert len(history) == 2 and 0 <= row["test_accuracy"] <= 1
-    x, _ = task.train_set(indices)
-    model.eval()
-    with torch.no_grad():
-        conv_out = model.stages[0][0](x)
-    bn = model.stages[0][1]
-    torch.testing.assert_close(bn.running_mean, conv_out.mean(dim=(0, 2, 3)), rtol=1e-4, atol=1e-5)
+def counting_augment() -> tuple[augment.TrainAugment, list[int]]:
+    calls: list[int] = []
+
+    def count(x: torch.Tensor) -> torch.Tensor:
+        calls.append(len(x))
+        return x
+
+    return augment.TrainAugment(count, "count"), calls
 
 
-def test_an_unknown_target_dataset_is_refused():
-    _, preprocess = vision.load_backbone(pretrained=False)
-    with pytest.raises(ValueError, match="Unknown target dataset 'digits'"):
-        vt.image_task("digits", preprocess, 32)
+def test_a_network_takes_the_same_steps_however_small_its_training_set(setup):
+    task = setup.task
+    counter, calls = counting_augment()
+    network = replace(setup.scratch, augment=counter)
+    inputs = network.prepare(task.images)
+    for per_class in (1, 6):
+        calls.clear()
+        rows = task.pool[per_class_subset(task.pool_labels, per_class, seed=0)]
+        model = network.build(10)
+        before = model.head.weight.detach().clone()
+        history = vt.train_network(
+            network, model, inputs, task, rows, 1e-2, 6, TINY, 0, torch.device("cpu")
+        )
+        assert calls == [8] * 6  # 6 augmented batches of 8, for 10 images as for 60
+        assert len(history) == 2 and 0 <= history.last("valid_accuracy") <= 1
+        assert not torch.equal(model.head.weight, before)
 
 
-@pytest.mark.slow
-def test_data_efficiency_rows_histories_and_the_probe_learns(task):
+def test_methods_run_tune_once_per_size_and_keep_what_error_analysis_needs(setup):
+    runs = vt.transfer_methods(setup, TINY)
+    assert list(runs) == list(vt.METHODS)
     frame = experiments.data_efficiency(
-        vt.transfer_methods(task, TINY),
-        task.pool_labels,
-        [1, 3],
+        runs,
+        setup.task.pool_labels,
+        [1, 2],
         [0, 1],
-        keep=("history",),
+        keep=("grid", "test_logits", "history"),
         log=None,
     )
-    assert len(frame) == 2 * 2 * 3
-    assert list(frame.method[:3]) == list(vt.METHODS) and sorted(set(frame.per_class)) == [1, 3]
-    assert set(frame.n_train) == {10, 30}
-    networks = frame[frame.method != "probe"]
-    assert set(zip(networks.method, networks.per_class, networks.seed, strict=True)) == {
-        (m, k, s) for m in ("fine_tune", "scratch") for k in (1, 3) for s in (0, 1)
-    }
-    assert all(isinstance(h, History) and len(h) == 2 for h in networks.history)
-    assert frame[frame.method == "probe"].history.isna().all()
-    assert frame[["test_accuracy", "train_seconds", "test_seconds"]].notna().all().all()
-    probe = frame[(frame.method == "probe") & (frame.per_class == 3)].test_accuracy.mean()
-    assert probe > 0.35  # chance is 0.10: pretrained features separate digits from 3 examples each
-    fig, ax = experiments.plot_data_efficiency(frame, "test_accuracy")
-    assert len(ax.get_lines()) == 3
+    assert len(frame) == 2 * 2 * 4 and set(frame.n_train) == {10, 20}
+    first, second = frame[frame.seed == 0], frame[frame.seed == 1]
+    for method, lrs in (("scratch", TINY.scratch_lrs), ("fine_tune", TINY.fine_tune_lrs)):
+        tuned = first[first.method == method]
+        reused = second[second.method == method]
+        assert all(set(g) == set(lrs) for g in tuned.grid)  # the first seed tries every rate
+        assert list(reused.setting) == list(tuned.setting)  # later seeds reuse its choice
+        assert all(len(g) == 1 for g in reused.grid)
+        assert all(isinstance(h, History) and len(h) == 2 for h in tuned.history)
+    assert all(set(g) == set(TINY.cs) for g in frame[frame.method == "probe"].grid)
+    assert all(lg.shape == (len(setup.task.test), 10) for lg in frame.test_logits)
+    assert frame[["test_accuracy", "valid_accuracy", "train_seconds"]].notna().all().all()
 
 
-def test_transfer_methods_reject_unknown_methods(task):
+def test_fine_tuning_starts_from_the_probe(setup, monkeypatch):
+    def no_training(network, model, inputs, task, rows, lr, steps, budget, seed, device):
+        history = History()
+        history.records.append({"epoch": 1, "valid_accuracy": 0.5})
+        return history
+
+    monkeypatch.setattr(vt, "train_network", no_training)
+    runs = vt.transfer_methods(setup, TINY, ("probe", "fine_tune"))
+    indices = per_class_subset(setup.task.pool_labels, 2, seed=0)
+    probe, tuned = runs["probe"](indices, 0), runs["fine_tune"](indices, 0)
+    np.testing.assert_allclose(tuned["test_logits"], probe["test_logits"], rtol=1e-4, atol=1e-4)
+
+
+def test_unknown_or_impossible_methods_are_refused(setup):
     with pytest.raises(ValueError, match="finetune"):
-        vt.transfer_methods(task, TINY, methods=("finetune",))
+        vt.transfer_methods(setup, TINY, ("finetune",))
+    pretrained_only = replace(setup, scratch=None)
+    with pytest.raises(ValueError, match="no from-scratch network"):
+        vt.transfer_methods(pretrained_only, TINY, ("scratch",))
+    assert list(vt.transfer_methods(pretrained_only, TINY, ("pixels", "probe"))) == [
+        "pixels",
+        "probe",
+    ]
 
 
-def test_probe_with_precomputed_test_features_agrees_with_the_model(task):
-    indices = per_class_subset(task.pool_labels, 2, seed=0)
-    backbone, _ = vision.load_backbone()
-    features = vision.extract_features(backbone, task.x_test, device="cpu")
-    _, fast = vt.probe(task, indices, TINY, test_features=features)
-    _, full = vt.probe(task, indices, TINY)
-    assert fast["test_accuracy"] == pytest.approx(full["test_accuracy"])
+@pytest.mark.slow
+def test_the_cifar_path_runs_every_method_on_a_fake_cifar(monkeypatch):
+    from tests.vision.test_targets import fake_arrays
+
+    arrays = fake_arrays(n_train=120, n_test=30)
+    monkeypatch.setattr(targets, "load", lambda name, split=None: arrays[split])
+    setup = targets.cifar_setup(image_size=32, pool_per_class=3, valid_per_class=2, test_size=20)
+    budget = replace(
+        TINY, scratch_steps=2, fine_tune_steps=1, epochs=1, batch_size=4, fine_tune_lrs=(1e-4,)
+    )
+    frame = experiments.data_efficiency(
+        vt.transfer_methods(setup, budget), setup.task.pool_labels, [1], [0], log=None
+    )
+    assert list(frame.method) == list(vt.METHODS)
+    assert frame.test_accuracy.between(0, 1).all()
 
 
-def test_the_recipe_train_config_reaches_fit_on_the_device_given(task, monkeypatch):
-    runs = []
-    monkeypatch.setattr(loop, "pick_device", lambda device: pytest.fail("resolved again"))
-
-    def no_training(model, loaders, config, callbacks=(), *, device=None):
-        runs.append((config, device))
-        return History()
-
-    monkeypatch.setattr(vt, "fit", no_training)
-    recipe = replace(TINY, train=replace(TINY.train, lr=5e-3, seed=99))
-    indices = per_class_subset(task.pool_labels, 1, seed=0)
-    cpu = torch.device("cpu")
-    for method in (vt.fine_tune, vt.scratch):
-        _, _, row = method(task, indices, recipe, seed=4, device=cpu)
-        assert 0 <= row["test_accuracy"] <= 1
-    (tuned, tuned_on), (scratch, scratch_on) = runs
-    assert tuned_on == scratch_on == cpu
-    for config in (tuned, scratch):
-        assert (config.epochs, config.scheduler, config.weight_decay) == (2, "onecycle", 0.01)
-        assert (config.lr, config.seed, config.progress) == (5e-3, 4, False)  # the run's seed
-    assert tuned.param_groups is not None and scratch.param_groups is None
-    assert recipe.train.seed == 99  # the recipe is not changed
+def test_each_network_takes_its_own_number_of_steps(setup):
+    (scratch_counter, scratch_calls), (tuned_counter, tuned_calls) = (
+        counting_augment(),
+        counting_augment(),
+    )
+    counted = replace(
+        setup,
+        scratch=replace(setup.scratch, augment=scratch_counter),
+        pretrained=replace(setup.pretrained, augment=tuned_counter),
+    )
+    budget = replace(TINY, scratch_lrs=(1e-2,), fine_tune_lrs=(1e-3,))
+    runs = vt.transfer_methods(counted, budget, ("scratch", "fine_tune"))
+    indices = per_class_subset(setup.task.pool_labels, 1, seed=0)
+    runs["scratch"](indices, 0)
+    runs["fine_tune"](indices, 0)
+    assert (len(scratch_calls), len(tuned_calls)) == (TINY.scratch_steps, TINY.fine_tune_steps)
 
 
-def test_transfer_methods_resolve_the_device_once_for_every_run(task, monkeypatch):
-    resolved, devices = [], []
-    real_pick = loop.pick_device
-    monkeypatch.setattr(loop, "pick_device", lambda d: resolved.append(d) or real_pick(d))
+def test_the_tuning_report_flags_choices_at_the_end_of_their_grid():
+    import pandas as pd
 
-    def no_training(model, loaders, config, callbacks=(), *, device=None):
-        devices.append(device)
-        return History()
-
-    monkeypatch.setattr(vt, "fit", no_training)
-    runs = vt.transfer_methods(task, TINY, methods=("scratch", "fine_tune"))
-    assert list(runs) == ["scratch", "fine_tune"]  # in the order asked
-    frame = experiments.data_efficiency(runs, task.pool_labels, [1], [0, 1], log=None)
-    assert resolved == ["cpu"] and devices == [torch.device("cpu")] * 4
-    assert list(frame.method) == ["scratch", "fine_tune"] * 2 and "history" not in frame
+    runs = [
+        ("scratch", 1, 0, 0.03, {0.003: 0.5, 0.01: 0.6, 0.03: 0.7}),  # best at the top end
+        ("scratch", 10, 0, 0.003, {0.003: 0.9, 0.01: 0.9, 0.03: 0.8}),  # tied with the middle
+        ("probe", 1, 0, 1.0, {0.1: 0.7, 1.0: 0.8, 10.0: 0.75}),
+        ("fine_tune", 1, 1, 1e-4, {1e-4: 0.9}),  # a later seed reuses one rate
+    ]
+    frame = pd.DataFrame(
+        [dict(method=m, per_class=n, seed=s, setting=c, grid=g) for m, n, s, c, g in runs]
+    )
+    report = vt.tuning_report(frame, seed=0)
+    assert list(report.index) == [("scratch", 1), ("scratch", 10), ("probe", 1)]
+    assert report["best only at an edge"].tolist() == [True, False, False]
+    assert report.setting.tolist() == ["learning rate", "learning rate", "C"]
+    assert report.loc[("scratch", 1), "chosen"] == 0.03
+    assert report.loc[("probe", 1), "validation accuracy"] == "0.1: 0.700, 1: 0.800, 10: 0.750"
