@@ -38,6 +38,7 @@ from dlnb.train.step import (
     call_model,
     compute_loss,
     count_correct,
+    optimizer_step,
     split_batch,
     to_device,
 )
@@ -58,6 +59,7 @@ __all__ = [
     "call_model",
     "compute_loss",
     "count_correct",
+    "optimizer_step",
     "Callback",
     "EarlyStopping",
     "ProgressBar",

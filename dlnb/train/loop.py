@@ -37,7 +37,14 @@ from dlnb.train.config import (
 )
 from dlnb.train.history import History
 from dlnb.train.precision import autocast, autocast_dtype
-from dlnb.train.step import call_model, compute_loss, count_correct, split_batch, to_device
+from dlnb.train.step import (
+    call_model,
+    compute_loss,
+    count_correct,
+    optimizer_step,
+    split_batch,
+    to_device,
+)
 
 __all__ = [
     "Callback",
@@ -255,17 +262,7 @@ def _train_epoch(
 
 
 def _optimizer_step(state: TrainState) -> None:
-    config, optimizer, scaler = state.config, state.optimizer, state.scaler
-    if config.grad_clip is not None:
-        if scaler:
-            scaler.unscale_(optimizer)
-        torch.nn.utils.clip_grad_norm_(state.model.parameters(), config.grad_clip)
-    if scaler:
-        scaler.step(optimizer)
-        scaler.update()
-    else:
-        optimizer.step()
-    optimizer.zero_grad(set_to_none=True)
+    optimizer_step(state.model, state.optimizer, state.scaler, state.config.grad_clip)
     if state.scheduler is not None:
         state.scheduler.step()
     state.step += 1

@@ -16,7 +16,7 @@ from dlnb.runtime import sync
 from dlnb.train.config import TrainConfig, make_optimizer
 from dlnb.train.loop import resolve_device
 from dlnb.train.precision import autocast, autocast_dtype
-from dlnb.train.step import call_model, compute_loss, split_batch, to_device
+from dlnb.train.step import call_model, compute_loss, optimizer_step, split_batch, to_device
 
 PHASES = ("data", "forward", "loss", "backward", "optimizer")
 
@@ -90,12 +90,7 @@ def profile_steps(
         with record_function("backward"):
             (scaler.scale(loss) if scaler else loss).backward()
         with record_function("optimizer"):
-            if scaler:
-                scaler.step(optimizer)
-                scaler.update()
-            else:
-                optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            optimizer_step(model, optimizer, scaler, config.grad_clip)
 
     for _ in range(warmup):
         step()

@@ -73,3 +73,22 @@ def count_correct(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Ten
     if loss == "cross_entropy":
         return (logits.argmax(dim=1) == y).sum()
     return ((logits.reshape(y.shape) > 0).long() == y.long()).sum()
+
+
+def optimizer_step(
+    model: nn.Module,
+    optimizer: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler | None = None,
+    grad_clip: float | None = None,
+) -> None:
+    """One optimizer step after `backward`: unscale (fp16), clip, step, update the scaler, zero grads."""
+    if grad_clip is not None:
+        if scaler:
+            scaler.unscale_(optimizer)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), grad_clip)
+    if scaler:
+        scaler.step(optimizer)
+        scaler.update()
+    else:
+        optimizer.step()
+    optimizer.zero_grad(set_to_none=True)

@@ -7,7 +7,14 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlnb.train.step import call_model, compute_loss, count_correct, split_batch, to_device
+from dlnb.train.step import (
+    call_model,
+    compute_loss,
+    count_correct,
+    optimizer_step,
+    split_batch,
+    to_device,
+)
 
 CPU = torch.device("cpu")
 
@@ -99,3 +106,25 @@ def test_count_correct_uses_argmax_or_the_sign_of_the_logit():
     assert correct.dtype == torch.long and int(correct) == 2
     margins = torch.tensor([[1.5], [-0.5], [0.2], [-2.0]])
     assert int(count_correct(margins, torch.tensor([1.0, 0.0, 0.0, 1.0]), "bce")) == 2
+
+
+def test_optimizer_step_clips_steps_and_zeroes_the_gradients():
+    torch.manual_seed(0)
+    model = nn.Linear(3, 1)
+    before = model.weight.detach().clone()
+    optimizer = torch.optim.SGD(model.parameters(), lr=1.0)
+    (model(torch.full((4, 3), 100.0)).sum() * 100).backward()
+    optimizer_step(model, optimizer, grad_clip=0.5)
+    assert model.weight.grad is None and model.bias.grad is None  # zeroed (set to None)
+    step = (model.weight.detach() - before).norm()
+    assert 0 < step <= 0.5 + 1e-6  # lr 1 x a gradient clipped to norm 0.5 (weights and bias)
+
+
+def test_optimizer_step_without_clipping_is_a_plain_step():
+    model = nn.Linear(2, 1, bias=False)
+    with torch.no_grad():
+        model.weight.fill_(1.0)
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1)
+    model(torch.ones(1, 2)).sum().backward()  # gradient of every weight is 1
+    optimizer_step(model, optimizer)
+    torch.testing.assert_close(model.weight.detach(), torch.full((1, 2), 0.9))

@@ -37,6 +37,18 @@ def tiny_archive(rng) -> tuple[bytes, dict[str, np.ndarray]]:
     return buf.getvalue(), expected
 
 
+def _register_download(server, blob: bytes, monkeypatch) -> None:
+    """Register CIFAR-10 for this test with one source: the archive on `server`, pinned to `blob`."""
+    remote = RemoteFile(
+        server.url("cifar-10-binary.tar.gz"),
+        hashlib.sha256(blob).hexdigest(),
+        "cifar-10-binary.tar.gz",
+    )
+    source = UrlSource((remote,), CIFAR10.sources[0].parse)
+    data.names()
+    monkeypatch.setitem(data._REGISTRY, "cifar10", dataclasses.replace(CIFAR10, sources=(source,)))
+
+
 def test_a_batch_round_trips_and_truncation_is_named():
     rng = np.random.default_rng(0)
     images, labels = rng.integers(0, 256, (4, 32, 32, 3), dtype=np.uint8), np.array([0, 3, 9, 1])
@@ -51,18 +63,7 @@ def test_cifar10_downloads_parses_and_caches_through_the_registry(
 ):
     blob, expected = tiny_archive(np.random.default_rng(1))
     (local_http_server.root / "cifar-10-binary.tar.gz").write_bytes(blob)
-    source = UrlSource(
-        (
-            RemoteFile(
-                local_http_server.url("cifar-10-binary.tar.gz"),
-                hashlib.sha256(blob).hexdigest(),
-                "cifar-10-binary.tar.gz",
-            ),
-        ),
-        CIFAR10.sources[0].parse,
-    )
-    data.names()
-    monkeypatch.setitem(data._REGISTRY, "cifar10", dataclasses.replace(CIFAR10, sources=(source,)))
+    _register_download(local_http_server, blob, monkeypatch)
     arrays = data.load("cifar10")
     for key, value in expected.items():
         assert np.array_equal(arrays[key], value), key
@@ -74,18 +75,7 @@ def test_cifar10_downloads_parses_and_caches_through_the_registry(
 def test_a_wrong_archive_is_refused(tmp_data_dir, local_http_server, monkeypatch):
     blob, _ = tiny_archive(np.random.default_rng(2))
     (local_http_server.root / "cifar-10-binary.tar.gz").write_bytes(blob[:-100])
-    source = UrlSource(
-        (
-            RemoteFile(
-                local_http_server.url("cifar-10-binary.tar.gz"),
-                hashlib.sha256(blob).hexdigest(),
-                "cifar-10-binary.tar.gz",
-            ),
-        ),
-        CIFAR10.sources[0].parse,
-    )
-    data.names()
-    monkeypatch.setitem(data._REGISTRY, "cifar10", dataclasses.replace(CIFAR10, sources=(source,)))
+    _register_download(local_http_server, blob, monkeypatch)
     with pytest.raises(ChecksumError, match="cifar-10-binary.tar.gz"):
         data.load("cifar10")
     assert not data.cache_path("cifar10").exists()
