@@ -17,6 +17,11 @@ def main(argv: list[str] | None = None) -> int:
     pull = actions.add_parser("pull", help="fetch and cache datasets (or restore an archive)")
     pull.add_argument("names", nargs="*", help="datasets (default: all)")
     pull.add_argument("--from", dest="archive", help="restore from an archive written by `pack`")
+    pull.add_argument(
+        "--allow-unverified",
+        action="store_true",
+        help="with --from: also restore datasets without pinned checksums (marked UNVERIFIED)",
+    )
     verify = actions.add_parser("verify", help="check cached datasets against their checksums")
     verify.add_argument("names", nargs="*")
     pack = actions.add_parser("pack", help="write cached datasets into one archive")
@@ -42,6 +47,7 @@ def main(argv: list[str] | None = None) -> int:
         return _data(args)
     except (
         registry.ChecksumError,
+        registry.CacheError,
         registry.DatasetUnavailable,
         FileNotFoundError,
         KeyError,
@@ -62,8 +68,10 @@ def _data(args: argparse.Namespace) -> int:
             print(f"{name:<16} {cached:<11} {spec.description} [{spec.licence}]")
         print(f"cache: {registry.data_dir()}")
     elif args.action == "pull" and args.archive:
-        for name in archive.unpack(args.archive):
-            print(f"restored {name} -> {registry.cache_path(name)}")
+        for name in archive.unpack(args.archive, allow_unverified=args.allow_unverified):
+            pinned = registry.get_spec(name).checksums is not None
+            note = "" if pinned else " (UNVERIFIED: no pinned checksums)"
+            print(f"restored {name} -> {registry.cache_path(name)}{note}")
     elif args.action == "pull":
         for name in archive.pull(args.names or None):
             print(f"ok {name} -> {registry.cache_path(name)}")

@@ -85,3 +85,43 @@ def test_python_m_dlnb_data_list_runs(tmp_data_dir):
     assert {"mnist", "digits"} <= names
     assert any(line.startswith("mnist") and "not cached" in line for line in lines)
     assert lines[-1] == f"cache: {tmp_data_dir}"
+
+
+def test_pull_from_an_archive_with_unpinned_data_needs_allow_unverified(
+    tmp_path, monkeypatch, capsys
+):
+    # Issue 15 item 3: `cifar10` has no pinned checksums; a restore must say it is unverified.
+    import io
+    import json
+    import tarfile
+
+    import numpy as np
+
+    monkeypatch.setenv("DLNB_DATA", str(tmp_path / "room"))
+    arrays = {"x_train": np.zeros((2, 32, 32, 3), np.uint8), "y_train": np.array([7, 7])}
+    blob = io.BytesIO()
+    np.savez(blob, **arrays)
+    manifest = json.dumps({"datasets": {"cifar10": data.get_spec("cifar10").digest(arrays)}})
+    archive = tmp_path / "forged.tar"
+    with tarfile.open(archive, "w") as tar:
+        for name, payload in (
+            ("cifar10/cifar10.npz", blob.getvalue()),
+            ("dlnb-data.json", manifest.encode()),
+        ):
+            info = tarfile.TarInfo(name)
+            info.size = len(payload)
+            tar.addfile(info, io.BytesIO(payload))
+    assert main(["data", "pull", "--from", str(archive)]) == 1
+    assert "no pinned checksums" in capsys.readouterr().err
+    assert main(["data", "pull", "--from", str(archive), "--allow-unverified"]) == 0
+    assert "(UNVERIFIED: no pinned checksums)" in capsys.readouterr().out
+    assert main(["data", "verify", "cifar10"]) == 0
+    assert "ok (UNVERIFIED: restored from archive" in capsys.readouterr().out
+
+
+def test_an_unwritable_cache_is_an_error_line_not_a_traceback(tmp_path, monkeypatch, capsys):
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DLNB_DATA", str(tmp_path / "a-file" / "cache"))
+    assert main(["data", "pull", "digits"]) == 1
+    err = capsys.readouterr().err
+    assert err.startswith("error: Cannot write the digits cache") and "DLNB_DATA" in err

@@ -46,6 +46,10 @@ class DatasetUnavailable(RuntimeError):
     """No source of a dataset could provide it."""
 
 
+class CacheError(OSError):
+    """The dataset cache cannot be written."""
+
+
 class ChecksumError(RuntimeError):
     """A file or array does not match its expected sha256."""
 
@@ -116,6 +120,8 @@ class DatasetSpec:
     checksums: dict[str, str] | None = None
     encode: Callable[[str, np.ndarray], bytes] | None = None
     extra: dict = field(default_factory=dict)
+    #: Uncompressed size of all arrays, in bytes; bounds what an archive may hold (None: unknown).
+    expected_bytes: int | None = None
 
     def digest(self, arrays: Arrays) -> dict[str, str]:
         """sha256 of each array's canonical encoding."""
@@ -181,8 +187,18 @@ def open_member(tar: tarfile.TarFile, member: str | tarfile.TarInfo) -> IO[bytes
 
 
 def verify_arrays(spec: DatasetSpec, arrays: Arrays, origin: str) -> dict[str, str]:
-    """Check `arrays` against the spec's checksums; return their digest."""
-    digest = spec.digest(arrays)
+    """Check `arrays` (bytes, dtype and shape) against the spec's checksums; return their digest."""
+    digest: dict[str, str] = {}
+    for key in sorted(arrays):
+        try:
+            digest |= spec.digest({key: arrays[key]})
+        except (TypeError, ValueError) as exc:  # e.g. an encoding that only takes one dtype
+            raise ChecksumError(
+                f"array {key!r} of {spec.name} from {origin}",
+                "an array of the canonical dtype and shape",
+                f"{arrays[key].dtype} {arrays[key].shape} ({exc})",
+                f"Delete {origin} if it is a file and load again.",
+            ) from exc
     if spec.checksums is None:
         return digest
     missing = sorted(set(spec.checksums) - set(arrays))
@@ -231,17 +247,34 @@ def digest_path(name: str) -> Path:
     return cache_path(name).with_suffix(".sha256.json")
 
 
+def read_sidecar(name: str) -> dict[str, str]:
+    """The digest recorded beside a cache without pinned checksums; a damaged file is a clear error."""
+    path = digest_path(name)
+    try:
+        recorded = json.loads(path.read_text())
+        problem = f"a JSON {type(recorded).__name__}"
+    except (OSError, ValueError) as exc:
+        recorded, problem = None, f"{type(exc).__name__}: {exc}"
+    if not isinstance(recorded, dict) or not all(isinstance(v, str) for v in recorded.values()):
+        raise ChecksumError(
+            f"digest file {path}",
+            "a JSON object of sha256 strings",
+            problem,
+            f"Delete {path} and {cache_path(name)}, then load the dataset again.",
+        )
+    return recorded
+
+
 def _check_recorded_digest(spec: DatasetSpec, arrays: Arrays, path: Path) -> None:
     """Datasets without pinned checksums are checked against the digest recorded when cached."""
-    recorded_path = digest_path(spec.name)
-    if not recorded_path.exists():
+    if not digest_path(spec.name).exists():
         raise ChecksumError(
             f"cache file {path}",
             "a recorded digest",
             "none",
             f"Delete {path} and load again to re-create it with its digest.",
         )
-    recorded = json.loads(recorded_path.read_text())
+    recorded = read_sidecar(spec.name)
     for key, actual in spec.digest(arrays).items():
         if recorded.get(key) != actual:
             raise ChecksumError(
@@ -252,12 +285,23 @@ def _check_recorded_digest(spec: DatasetSpec, arrays: Arrays, path: Path) -> Non
             )
 
 
-def store_cache(spec: DatasetSpec, arrays: Arrays) -> None:
-    """Write verified arrays to the cache (and, without pinned checksums, their digest beside them)."""
-    with atomic_write(cache_path(spec.name), suffix=".npz.tmp") as f:
-        np.savez(f, allow_pickle=False, **arrays)  # read_cache refuses pickled arrays
-    if spec.checksums is None:
-        digest_path(spec.name).write_text(json.dumps(spec.digest(arrays), indent=1))
+def store_cache(spec: DatasetSpec, arrays: Arrays, note: str | None = None) -> None:
+    """Write verified arrays to the cache (and, without pinned checksums, their digest beside them).
+
+    `note` is recorded in the digest file under "_note" (e.g. that an archive restored it unverified).
+    """
+    path = cache_path(spec.name)
+    try:
+        with atomic_write(path, suffix=".npz.tmp") as f:
+            np.savez(f, allow_pickle=False, **arrays)  # read_cache refuses pickled arrays
+        if spec.checksums is None:
+            recorded = spec.digest(arrays) | ({"_note": note} if note else {})
+            digest_path(spec.name).write_text(json.dumps(recorded, indent=1))
+    except OSError as exc:
+        raise CacheError(
+            f"Cannot write the {spec.name} cache at {path} ({type(exc).__name__}: {exc}). Make "
+            "that folder writable, or set DLNB_DATA to a writable folder."
+        ) from exc
 
 
 def download(file: RemoteFile, dest_dir: Path, timeout: float = 60.0) -> Path:

@@ -66,6 +66,12 @@ class EarlyStopping(Callback):
                 "monitor a train metric."
             )
         value = state.epoch_metrics[self.monitor]
+        if not math.isfinite(value):
+            raise ValueError(
+                f"EarlyStopping: {self.monitor} is {value} at epoch {state.epoch}, which cannot be "
+                f"compared with the best so far ({self.best:.4g} at epoch {self.best_epoch}). Find "
+                "where the NaN/Inf comes from (inputs, learning rate) before training on."
+            )
         if self._improved(value):
             self.best, self.best_epoch, self.wait = value, state.epoch, 0
             if self.restore_best:

@@ -26,7 +26,15 @@ from dlnb.models import eval_mode
 from dlnb.runtime import model_device, pick_device, seed_everything
 from dlnb.train import distributed as dist
 from dlnb.train.callbacks import Callback, EarlyStopping, LivePlot, ProgressBar
-from dlnb.train.checkpoint import checkpoint_payload, load_checkpoint, restore, save_checkpoint
+from dlnb.train.checkpoint import (
+    check_resumable,
+    checkpoint_payload,
+    data_fingerprint,
+    load_checkpoint,
+    remove_orphans,
+    restore,
+    save_checkpoint,
+)
 from dlnb.train.config import (
     NonFiniteLossError,
     TrainConfig,
@@ -38,6 +46,8 @@ from dlnb.train.config import (
 from dlnb.train.history import History
 from dlnb.train.precision import autocast, autocast_dtype
 from dlnb.train.step import (
+    ExplosionGuard,
+    LossExplodedError,
     call_model,
     compute_loss,
     count_correct,
@@ -138,8 +148,13 @@ def fit(
     )
     state.scheduler = make_scheduler(optimizer, config, state.steps_per_epoch)
     ckpt_path = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
+    fingerprint = data_fingerprint(loaders) if ckpt_path is not None else None
+    if ckpt_path is not None and dist.is_main_process():
+        remove_orphans(ckpt_path.parent)  # left by a run killed while writing a checkpoint
     if ckpt_path is not None and config.resume and ckpt_path.exists():
-        restore(state, load_checkpoint(ckpt_path), callbacks)  # every rank reads rank 0's file
+        ckpt = load_checkpoint(ckpt_path)  # every rank reads rank 0's file
+        check_resumable(ckpt, config, fingerprint or {}, ckpt_path)
+        restore(state, ckpt, callbacks)
     ddp_model = dist.wrap_ddp(model, device) if dist.is_distributed() else None
     train_model = ddp_model or model
     # torch.compile of a Module is an OptimizedModule, a Module (its stubs say only "callable").
@@ -153,6 +168,7 @@ def fit(
             f"examples per rank per batch, {device.type} devices"
         )
 
+    guard = ExplosionGuard()
     for cb in callbacks:
         cb.on_fit_start(state)
     while state.epoch < config.epochs and not state.stop:
@@ -164,12 +180,19 @@ def fit(
         no_sync = ddp_model.no_sync if ddp_model is not None else contextlib.nullcontext
         record = {
             "epoch": state.epoch,
-            **_train_epoch(forward_model, state, amp_dtype, callbacks, no_sync),
+            **_train_epoch(forward_model, state, amp_dtype, callbacks, no_sync, guard),
         }
         if valid_loader is not None:
             dist.sync_buffers(model)
             sums = _evaluation_sums(eval_model, valid_loader, device, config, amp_dtype)
             valid = _evaluation_metrics(dist.all_reduce_sum(sums), config.loss)
+            if not math.isfinite(valid["loss"]):
+                raise NonFiniteLossError(
+                    f"The validation loss became {valid['loss']} at epoch {state.epoch} while "
+                    f"the training loss was {record['train_loss']:.4g}: the model gives NaN/Inf on "
+                    "some validation examples. Check the validation inputs for NaN/Inf "
+                    "(torch.isfinite(x).all()) and that they are preprocessed like the training ones."
+                )
             record.update({f"valid_{k}": v for k, v in valid.items()})
         record["lr"] = optimizer.param_groups[0]["lr"]
         record["seconds"] = time.perf_counter() - start
@@ -181,7 +204,7 @@ def fit(
             state.stop = dist.all_reduce_sum({"stop": float(state.stop)})["stop"] > 0
         if ckpt_path is not None:
             if dist.is_main_process():
-                save_checkpoint(ckpt_path, checkpoint_payload(state, callbacks))
+                save_checkpoint(ckpt_path, checkpoint_payload(state, callbacks, fingerprint))
             dist.barrier()
     for cb in callbacks:
         cb.on_fit_end(state)
@@ -195,6 +218,7 @@ def _train_epoch(
     amp_dtype: torch.dtype | None,
     callbacks: Sequence[Callback],
     no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
+    guard: ExplosionGuard,
 ) -> dict:
     """One epoch of training steps; the epoch's mean loss (and accuracy when classifying)."""
     config, device, optimizer = state.config, state.device, state.optimizer
@@ -222,6 +246,16 @@ def _train_epoch(
                     f"{state.batch - len(pending) + j + 1} (optimizer step {state.step}). Lower "
                     "the learning rate, add grad_clip, check the inputs for NaN/Inf, or use "
                     "amp='bf16' instead of fp16."
+                )
+            if guard.update(value, n_batches):
+                raise LossExplodedError(
+                    f"The training loss exploded (up to {max(guard.recent):.3g}) by epoch "
+                    f"{state.epoch}, batch {state.batch - len(pending) + j + 1}: "
+                    f"{guard.exploded} of the last "
+                    f"{len(guard.recent)} batches were over {guard.factor:g} x its starting value "
+                    f"{guard.start:.3g}. The learning rate "
+                    f"lr={config.lr:g} is too high: lower it (dlnb.train.lr_finder finds one) or "
+                    "add grad_clip."
                 )
             loss_sum += value * size
             seen += size

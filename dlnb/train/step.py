@@ -2,9 +2,53 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
+
 import torch
 import torch.nn.functional as F
 from torch import nn
+
+from dlnb.train.config import NonFiniteLossError
+
+
+class LossExplodedError(NonFiniteLossError):
+    """The training loss stayed orders of magnitude above its starting value: training diverged."""
+
+
+@dataclass
+class ExplosionGuard:
+    """Trips when most recent batch losses are above `factor` x max(the run's first loss, 1).
+
+    The first loss is the untrained model's (its optimizer has not stepped yet); a run that learns
+    never goes back 10^4 times above it, and the floor of 1 keeps a near-zero start (a fine-tuned
+    model) from making noise look like an explosion. At least half of the last `window` batches
+    (or of an epoch, if shorter) must be above it, so a few bad batches do not stop a run, while a
+    diverged one trips even though some of its batches, predicted right with huge logits, cost 0.
+    """
+
+    factor: float = 1e4
+    window: int = 20
+    start: float | None = None
+    recent: list[float] = field(default_factory=list)
+
+    @property
+    def threshold(self) -> float:
+        """The loss above which a batch counts as exploded."""
+        return self.factor * max(self.start if self.start is not None else 1.0, 1.0)
+
+    @property
+    def exploded(self) -> int:
+        """How many of the recent batches were above the threshold."""
+        return sum(loss > self.threshold for loss in self.recent)
+
+    def update(self, loss: float, batches_per_epoch: int) -> bool:
+        """Add one finite batch loss; True once the loss has exploded."""
+        if self.start is None:
+            self.start = loss
+            return False
+        window = min(self.window, max(batches_per_epoch, 1))
+        self.recent = [*self.recent, loss][-window:]
+        return len(self.recent) == window and 2 * self.exploded >= window
 
 
 def to_device(obj, device: torch.device, channels_last: bool = False):

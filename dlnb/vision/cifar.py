@@ -79,5 +79,6 @@ CIFAR10 = register(
             ),
         ),
         checksums=None,
+        expected_bytes=60_000 * (32 * 32 * 3 + 8),
     )
 )

@@ -48,8 +48,12 @@ MNIST_FILES = (
 
 
 def idx_bytes(array: np.ndarray) -> bytes:
-    """Encode a uint8 array in the IDX format of the original MNIST files."""
-    array = np.ascontiguousarray(array, dtype=np.uint8)
+    """Encode a uint8 array in the IDX format of the original MNIST files (other dtypes: ValueError)."""
+    if array.dtype != np.uint8:  # a cast would hide int16 +256 or float +0.9 from the checksum
+        raise ValueError(
+            f"IDX holds uint8 arrays, got {array.dtype}: the data is not the original."
+        )
+    array = np.ascontiguousarray(array)
     header = struct.pack(">HBB", 0, 0x08, array.ndim) + struct.pack(f">{array.ndim}I", *array.shape)
     return header + array.tobytes()
 
@@ -140,6 +144,7 @@ MNIST = register(
         ),
         checksums={key: raw for key, _, _, raw in MNIST_FILES},
         encode=_mnist_encode,
+        expected_bytes=70_000 * 28 * 28 + 70_000,
     )
 )
 
@@ -162,6 +167,7 @@ DIGITS = register(
             "x": "d744d58a6a0c76a69b878f60b85d9df38a0e44b24d603bd0df4e64751ded3580",
             "y": "ed7c715c2af19dd518761a088658ffa02988a1ed1afae29052baa54be0cb7581",
         },
+        expected_bytes=1797 * 64 * 4 + 1797 * 8,
     )
 )
 

@@ -358,3 +358,35 @@ def test_without_checksums_the_recorded_digest_guards_the_cache(tmp_data_dir, re
     np.savez(data.cache_path(spec.name), **arrays)
     with pytest.raises(ChecksumError, match="altered or is incomplete"):
         data.load("unpinned")
+
+
+def test_an_unwritable_cache_is_one_clear_error(tmp_path, register, monkeypatch):
+    # Issue 15 item 11: a cache folder that cannot be written was a bare OSError traceback.
+    (tmp_path / "a-file").write_text("")
+    monkeypatch.setenv("DLNB_DATA", str(tmp_path / "a-file" / "cache"))  # root ignores chmod
+    register(spec_of("tiny_unwritable", GeneratedSource(lambda: dict(TINY))))
+    with pytest.raises(data.CacheError) as err:
+        data.load("tiny_unwritable")
+    message = str(err.value)
+    assert str(data.cache_path("tiny_unwritable")) in message
+    assert "set DLNB_DATA to a writable folder" in message
+
+
+@pytest.mark.parametrize("sidecar", ["", "{not json", "[1, 2]", '{"x": 3}'])
+def test_a_damaged_sidecar_is_a_checksum_error_naming_it(tmp_data_dir, register, sidecar):
+    register(spec_of("tiny_sidecar", GeneratedSource(lambda: dict(TINY)), checksums=False))
+    data.load("tiny_sidecar")
+    path = data.digest_path("tiny_sidecar")
+    path.write_text(sidecar)
+    with pytest.raises(ChecksumError) as err:
+        data.load("tiny_sidecar")
+    assert f"digest file {path}" in str(err.value) and "then load the dataset again" in str(
+        err.value
+    )
+
+
+def test_the_sidecar_keeps_a_note(tmp_data_dir, register):
+    spec = register(spec_of("tiny_note", checksums=False))
+    data.store_cache(spec, dict(TINY), note="restored unverified")
+    assert data.read_sidecar("tiny_note") == {**spec.digest(TINY), "_note": "restored unverified"}
+    assert data.read_cache(spec)["x"].tolist() == IMAGES.tolist()

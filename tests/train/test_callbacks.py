@@ -284,3 +284,11 @@ def test_live_plot_is_silent_outside_notebooks(monkeypatch):
         tiny_model(), SimpleNamespace(train=batches()), TrainConfig(epochs=1, **CPU), [LivePlot()]
     )
     assert len(history) == 1 and shown == []
+
+
+def test_early_stopping_refuses_a_nan_instead_of_keeping_inf_as_best():
+    # Issue 15 item 10: a NaN valid loss ended runs with "best inf at epoch 0".
+    stopper = EarlyStopping(patience=1)
+    state = SimpleNamespace(epoch_metrics={"valid_loss": float("nan")}, epoch=1)
+    with pytest.raises(ValueError, match="valid_loss is nan at epoch 1"):
+        stopper.on_epoch_end(state)

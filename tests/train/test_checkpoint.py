@@ -2,11 +2,13 @@
 
 import os
 import stat
+import zipfile
 from types import SimpleNamespace
 
 import pytest
 import torch
 from torch import nn
+from torch.utils.data import DataLoader, TensorDataset
 
 from dlnb.models import MLP
 from dlnb.train.checkpoint import (
@@ -130,3 +132,90 @@ def test_a_state_is_restored_from_its_saved_payload(tmp_path):
     assert (fresh.epoch, fresh.step, fresh.stop, fresh.stop_reason) == (2, 7, True, "done")
     assert fresh.history.records == state.history.records and counter.value == 3
     assert load_checkpoint(path)["config"]["epochs"] == 5
+
+
+# --- issue 15 item 9: what a resume may change, orphaned temporary files, altered bytes ------------
+
+
+def test_check_resumable_names_each_change_and_how_to_start_over(tmp_path):
+    from dlnb.train.checkpoint import ResumeMismatchError, check_resumable
+
+    config = TrainConfig(epochs=2, lr=1e-3)
+    data = {"train": {"examples": 64, "batch_size": 16, "sha256": "a"}}
+    ckpt = {"config": config.to_dict(), "data": data}
+    check_resumable(ckpt, TrainConfig(epochs=2, lr=1e-3, progress=False, device="cpu"), data, "p")
+    check_resumable({"config": config.to_dict()}, config, data, "p")  # written before fingerprints
+    check_resumable(ckpt, TrainConfig(epochs=5, lr=1e-3), data, "p")  # no schedule: may extend
+    with pytest.raises(ResumeMismatchError) as err:
+        check_resumable(ckpt, TrainConfig(epochs=4, lr=0.5, scheduler="onecycle"), data, "last.pt")
+    message = str(err.value)
+    assert "Checkpoint last.pt" in message and "lr 0.001 -> 0.5" in message
+    assert "epochs 2 -> 4" in message and "scheduler None -> 'onecycle'" in message
+    assert "resume=False" in message and "another checkpoint_dir" in message
+    cycle = {"config": TrainConfig(epochs=2, scheduler="onecycle").to_dict(), "data": data}
+    with pytest.raises(ResumeMismatchError, match="epochs 2 -> 4"):  # crashed in epoch 3 before
+        check_resumable(cycle, TrainConfig(epochs=4, scheduler="onecycle"), data, "last.pt")
+    other = {"train": {"examples": 64, "batch_size": 16, "sha256": "b"}}
+    with pytest.raises(ResumeMismatchError, match="train data .* -> .*'b'"):
+        check_resumable(ckpt, config, other, "last.pt")
+
+
+def _loader(x, y, **kwargs):
+    return SimpleNamespace(train=DataLoader(TensorDataset(x, y), batch_size=8, **kwargs))
+
+
+def test_data_fingerprint_sees_other_data_but_not_seeded_randomness():
+    from dlnb.data.loaders import make_loaders
+    from dlnb.train.checkpoint import data_fingerprint
+
+    g = torch.Generator().manual_seed(0)
+    x, y = torch.randn(40, 3, generator=g), torch.arange(40) % 2
+    a = data_fingerprint(_loader(x, y, shuffle=True))
+    assert a == data_fingerprint(_loader(x.clone(), y.clone()))
+    assert a["train"]["examples"] == 40 and a["train"]["batch_size"] == 8
+    assert a != data_fingerprint(_loader(x + 1, y))
+    assert a != data_fingerprint(_loader(x[:39], y[:39]))
+    images = torch.randn(32, 1, 8, 8, generator=g)
+    labels = torch.arange(32) % 2
+    before = torch.random.get_rng_state()
+
+    def noise(image):
+        return image + torch.randn_like(image)  # a random augmentation, drawn from torch's RNG
+
+    augmented = [
+        data_fingerprint(make_loaders(images, labels, batch_size=8, train_transform=noise))
+        for _ in range(2)
+    ]
+    assert augmented[0] == augmented[1] and torch.equal(torch.random.get_rng_state(), before)
+    resident = make_loaders(images, labels, batch_size=8, device="cpu", translate=2)
+    assert data_fingerprint(resident)["train"]["examples"] == len(resident.train.y)
+
+    class Stream(torch.utils.data.IterableDataset):
+        def __iter__(self):
+            yield from zip(x, y, strict=True)
+
+    streamed = data_fingerprint(SimpleNamespace(train=DataLoader(Stream(), batch_size=8)))
+    assert streamed["train"]["examples"] is None  # not indexable: nothing sampled, no error
+
+
+def test_remove_orphans_deletes_only_temporary_checkpoints(tmp_path):
+    from dlnb.train.checkpoint import remove_orphans
+
+    for name in ("last.pt", "tmpab12.pt.tmp", "notes.tmp"):
+        (tmp_path / name).write_bytes(b"x")
+    assert remove_orphans(tmp_path) == [tmp_path / "tmpab12.pt.tmp"]
+    assert leftovers(tmp_path) == ["last.pt", "notes.tmp"]
+    assert remove_orphans(tmp_path / "missing") == []
+
+
+def test_a_flipped_byte_is_detected_instead_of_loaded(tmp_path):
+    path = save_checkpoint(tmp_path / "last.pt", {"w": torch.arange(1000, dtype=torch.float32)})
+    blob = bytearray(path.read_bytes())
+    with zipfile.ZipFile(path) as z:
+        info = next(i for i in z.infolist() if "/data/" in i.filename)  # the tensor's bytes
+    blob[info.header_offset + 30 + len(info.filename) + len(info.extra) + 100] ^= 0xFF
+    path.write_bytes(bytes(blob))
+    assert not torch.equal(torch.load(path, weights_only=True)["w"], torch.arange(1000.0))
+    with pytest.raises(RuntimeError, match="fails its CRC check") as err:
+        load_checkpoint(path)
+    assert f"Checkpoint {path} could not be read" in str(err.value)

@@ -546,3 +546,53 @@ def test_a_killed_run_resumes_to_the_same_weights(tmp_path):
     for key in a["model"]:  # bit-for-bit identical, not merely close
         assert torch.equal(a["model"][key], b["model"][key]), key
     assert a["train_loss"] == b["train_loss"] and a["valid_loss"] == b["valid_loss"]
+
+
+# --- issue 15: explosions, NaN validation, resumes of another run, orphans -------------------------
+
+
+def test_a_loss_that_explodes_while_finite_stops_naming_the_lr(loaders):
+    from dlnb.train.step import LossExplodedError
+
+    with pytest.raises(LossExplodedError) as err:
+        fit(small_model(), loaders, TrainConfig(epochs=3, lr=1e6, **CPU))
+    message = str(err.value)
+    assert "The training loss exploded" in message and "lr=1e+06 is too high" in message
+    assert "grad_clip" in message
+    history = fit(small_model(), loaders, TrainConfig(epochs=3, lr=1e-2, **CPU))
+    assert history.last("valid_accuracy") > 0.9  # a sane lr is not stopped
+
+
+def test_a_nan_validation_loss_is_reported(loaders):
+    x, y = next(iter(loaders.valid))
+    x = x.clone()
+    x[0, 0] = math.nan
+    poisoned = SimpleNamespace(train=loaders.train, valid=[(x, y)])
+    with pytest.raises(NonFiniteLossError, match="validation loss became nan at epoch 1"):
+        fit(small_model(), poisoned, TrainConfig(epochs=2, **CPU))
+
+
+def test_resuming_another_run_is_refused_and_orphans_are_removed(loaders, tmp_path):
+    from dlnb.train.checkpoint import ResumeMismatchError
+
+    config = TrainConfig(epochs=2, lr=1e-3, checkpoint_dir=str(tmp_path), **CPU)
+    fit(small_model(), loaders, config)
+    (tmp_path / "tmpkilled.pt.tmp").write_bytes(b"half a checkpoint")  # a kill mid-write
+    with pytest.raises(ResumeMismatchError, match="lr 0.001 -> 0.5"):
+        fit(small_model(), loaders, TrainConfig(**{**config.to_dict(), "lr": 0.5}))
+    assert leftovers(tmp_path) == ["last.pt"]
+    with pytest.raises(ResumeMismatchError, match="epochs 2 -> 4; scheduler None -> 'onecycle'"):
+        fit(
+            small_model(),
+            loaders,
+            TrainConfig(**{**config.to_dict(), "epochs": 4, "scheduler": "onecycle"}),
+        )
+    x, y = blobs(seed=1)
+    other = make_loaders(x[:512], y[:512], batch_size=32, valid_fraction=0.25, seed=0)
+    with pytest.raises(ResumeMismatchError, match="train data"):
+        fit(small_model(), other, config)
+    ran = EpochsRun()
+    fit(small_model(), loaders, TrainConfig(**{**config.to_dict(), "progress": True}), [ran])
+    assert ran.epochs == []  # the same run, shown differently: resumed (here: already finished)
+    fit(small_model(), loaders, TrainConfig(**{**config.to_dict(), "epochs": 3}), [ran])
+    assert ran.epochs == [3]  # without a schedule over the whole run, a run may be extended

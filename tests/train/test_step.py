@@ -128,3 +128,34 @@ def test_optimizer_step_without_clipping_is_a_plain_step():
     model(torch.ones(1, 2)).sum().backward()  # gradient of every weight is 1
     optimizer_step(model, optimizer)
     torch.testing.assert_close(model.weight.detach(), torch.full((1, 2), 0.9))
+
+
+# --- issue 15 item 10: a loss that explodes while staying finite -------------------------------------
+
+
+def _trips(losses, batches_per_epoch=100) -> int | None:
+    """The batch (1-based) at which a fresh guard trips on `losses`, or None."""
+    from dlnb.train.step import ExplosionGuard
+
+    guard = ExplosionGuard()
+    for i, loss in enumerate(losses, start=1):
+        if guard.update(loss, batches_per_epoch):
+            return i
+    return None
+
+
+def test_the_guard_trips_on_a_diverged_run_even_with_zero_loss_batches():
+    # AdamW at lr 1e6 (the probe): ~1e12 with some batches at 0 (right, with huge logits).
+    diverged = [1.6] + [0.0 if i % 3 == 0 else 1e12 for i in range(40)]
+    assert _trips(diverged) == 21  # the start, then a full window of 20 mostly exploded batches
+    assert _trips(diverged[:13], batches_per_epoch=12) == 13  # an epoch shorter than the window
+
+
+def test_the_guard_lets_normal_runs_and_short_spikes_through():
+    assert _trips([2.3 * 0.99**i for i in range(500)]) is None  # learning
+    assert _trips([2.3] + [2.3e3] * 200) is None  # 1000x worse, but not 10^4x
+    spikes = [2.3] + ([1e9] * 9 + [1.0] * 11) * 10  # 9 exploded batches out of each 20
+    assert _trips(spikes) is None
+    assert _trips([1e-6] + [5e-3] * 100) is None  # a near-zero start: the floor of 1 holds
+    assert _trips([1e6 * 0.9**i for i in range(200)]) is None  # a large-scale regression loss
+    assert _trips([1e6] + [2e10] * 30) == 21  # ... which still trips if it explodes

@@ -1,5 +1,7 @@
 """dlnb.vision.datasets: MNIST (offline mirror, IDX format), digits, tensors and loaders."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -150,3 +152,36 @@ def test_as_mnist_frames_any_digit_like_mnist():
         vds.as_mnist(images * 16)
     with pytest.raises(ValueError, match=r"\(N, H, W\)"):
         vds.as_mnist(images[0])
+
+
+def test_idx_bytes_refuses_anything_but_uint8():
+    for array in (IMAGES.astype(np.int16) + 256, IMAGES + 0.9, LABELS.astype(np.int64)):
+        with pytest.raises(ValueError, match="IDX holds uint8 arrays, got"):
+            idx_bytes(array)
+
+
+@pytest.mark.parametrize(
+    "key, altered",
+    [
+        ("x", IMAGES.astype(np.int16) + 256),  # the same bytes once cast to uint8
+        ("x", IMAGES.astype(np.float64) + 0.9),
+        ("y", LABELS.astype(np.int64) + 256),
+    ],
+)
+def test_verify_refuses_an_mnist_cache_of_another_dtype(tmp_data_dir, monkeypatch, key, altered):
+    # Issue 15 item 1: the IDX encoding cast to uint8, so these passed `data verify` as "ok".
+    from dlnb.data import archive
+
+    arrays = {"x": IMAGES, "y": LABELS}
+    spec = data.DatasetSpec(
+        "tiny_idx", "tiny", "CC0", "http://127.0.0.1/", encode=vds._mnist_encode
+    )
+    spec = dataclasses.replace(spec, checksums=spec.digest(arrays))
+    data.names()  # the catalogues first, so that the registry is restored complete
+    monkeypatch.setitem(data._REGISTRY, spec.name, spec)
+    data.store_cache(spec, arrays)
+    assert archive.verify(["tiny_idx"]) == {"tiny_idx": "ok"}
+    data.store_cache(spec, {**arrays, key: altered})
+    status = archive.verify(["tiny_idx"])["tiny_idx"]
+    assert status.startswith("FAILED") and f"array {key!r} of tiny_idx" in status
+    assert str(altered.dtype) in status and "uint8" in status
