@@ -10,6 +10,8 @@ from dlnb.tabular.fairness import (
     equal_fpr_thresholds,
     group_metrics,
     plot_group_metrics,
+    small_groups,
+    tradeoff,
 )
 from dlnb.tabular.models import (
     CategoricalEmbedding,
@@ -19,7 +21,7 @@ from dlnb.tabular.models import (
     sample_params,
 )
 from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
-from dlnb.tabular.results import NAMES, Audit, Results, scoreboard
+from dlnb.tabular.results import COLORS, NAMES, Audit, Results, scoreboard
 from dlnb.tabular.tables import (
     Table,
     check_target,
@@ -35,6 +37,7 @@ from dlnb.tabular.tables import (
 __all__ = [
     "MODELS",
     "NAMES",
+    "COLORS",
     "Table",
     "check_target",
     "infer_task",
@@ -67,4 +70,6 @@ __all__ = [
     "equal_fpr_thresholds",
     "apply_thresholds",
     "plot_group_metrics",
+    "small_groups",
+    "tradeoff",
 ]

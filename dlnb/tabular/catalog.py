@@ -1,7 +1,8 @@
 """The tabular catalogue: the synthetic default, scikit-learn's bundled tables, and downloads.
 
 Offline: `tabular_synthetic` (generated), `breast_cancer` and `diabetes` (inside scikit-learn),
-verified against pinned array checksums. Online, verified by the sha256 of each download (the
+verified against pinned array checksums; `diamonds`, `insteval` and `slid` (real tables with
+categoricals, from the pydataset package) are registered in `dlnb.tabular.rdatasets`. Online, verified by the sha256 of each download (the
 published values, also used by scikit-learn's fetchers): `adult`, `california_housing`,
 `covertype`. Each parser is unit-tested on small files in the original format.
 """
@@ -16,6 +17,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+import dlnb.tabular.rdatasets  # noqa: F401  (registers diamonds, insteval, slid)
 from dlnb.data.registry import (
     DatasetSpec,
     GeneratedSource,

@@ -4,7 +4,8 @@
 false-positive and false-negative rates; `disparities` the largest gaps between groups;
 `plot_group_metrics` a bar chart. When the rates differ, one remedy (post-processing, Hardt et
 al., 2016) is a decision threshold per group chosen on validation data so that every group has
-the same false-positive rate: `equal_fpr_thresholds` + `apply_thresholds`.
+the same false-positive rate: `equal_fpr_thresholds` + `apply_thresholds`; `tradeoff` says what
+that bought and cost, `small_groups` which groups are too small to trust.
 """
 
 from __future__ import annotations
@@ -64,6 +65,34 @@ def disparities(metrics: pd.DataFrame) -> dict[str, float]:
         float(groups["selection_rate"].min() / top) if top > 0 else float("nan")
     )
     return gaps
+
+
+def small_groups(metrics: pd.DataFrame, min_count: int = 50) -> dict[str, str]:
+    """Groups whose FPR or FNR rests on fewer than `min_count` true negatives or positives: their
+    rates (and any threshold fitted to them) are too noisy to trust. Maps group -> the counts."""
+    out = {}
+    for g, row in metrics.drop(index="all", errors="ignore").iterrows():
+        pos = int(round(row["n"] * row["base_rate"]))
+        neg = int(row["n"]) - pos
+        if min(pos, neg) < min_count:
+            out[str(g)] = f"{neg} negatives, {pos} positives"
+    return out
+
+
+def tradeoff(before: pd.DataFrame, after: pd.DataFrame) -> pd.DataFrame:
+    """What per-group thresholds bought and cost: the FPR and FNR gaps between groups, and the
+    overall accuracy, FPR and FNR, with one threshold (`before`) and per-group ones (`after`)."""
+    rows = {}
+    for label, m in (("one threshold (0.5)", before), ("per-group thresholds", after)):
+        gaps = disparities(m)
+        rows[label] = {
+            "fpr_gap": gaps["fpr_gap"],
+            "fnr_gap": gaps["fnr_gap"],
+            **{r: float(m.loc["all", r]) for r in ("accuracy", "fpr", "fnr")},
+        }
+    out = pd.DataFrame(rows).T
+    out.loc["change"] = out.iloc[1] - out.iloc[0]
+    return out
 
 
 def equal_fpr_thresholds(

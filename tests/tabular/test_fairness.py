@@ -5,7 +5,14 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlnb.tabular.fairness import apply_thresholds, disparities, equal_fpr_thresholds, group_metrics
+from dlnb.tabular.fairness import (
+    apply_thresholds,
+    disparities,
+    equal_fpr_thresholds,
+    group_metrics,
+    small_groups,
+    tradeoff,
+)
 
 
 def _labels(tp: int, fp: int, tn: int, fn: int) -> tuple[np.ndarray, np.ndarray]:
@@ -62,3 +69,32 @@ def test_bad_audit_inputs_are_clear_errors():
         equal_fpr_thresholds([0.2, 0.9, 0.4], [1, 1, 0], ["a", "a", "b"])
     with pytest.raises(ValueError, match=r"No threshold for groups \['c'\]"):
         apply_thresholds([0.5], ["c"], {"a": 0.5})
+
+
+def _metrics(counts: dict[str, tuple[int, int, int, int]]):
+    ys, ps, gs = [], [], []
+    for g, c in counts.items():
+        y, p = _labels(*c)
+        ys.append(y), ps.append(p), gs.append(np.full(len(y), g))
+    return group_metrics(np.concatenate(ys), np.concatenate(ps), np.concatenate(gs))
+
+
+def test_small_groups_are_named_by_their_scarcest_class():
+    m = _metrics({"big": (60, 20, 60, 40), "few_negatives": (50, 5, 10, 50), "tiny": (3, 1, 4, 2)})
+    flagged = small_groups(m, min_count=20)
+    assert set(flagged) == {"few_negatives", "tiny"}
+    assert flagged["few_negatives"] == "15 negatives, 100 positives"
+    assert small_groups(m, min_count=6) == {"tiny": "5 negatives, 5 positives"}
+    assert small_groups(m, min_count=5) == {}
+
+
+def test_tradeoff_reports_the_gaps_and_overall_rates_before_and_after():
+    before = _metrics({"a": (40, 10, 30, 20), "b": (5, 15, 70, 10)})
+    after = _metrics({"a": (45, 5, 35, 15), "b": (5, 5, 80, 10)})
+    t = tradeoff(before, after)
+    assert list(t.index) == ["one threshold (0.5)", "per-group thresholds", "change"]
+    assert t.loc["one threshold (0.5)", "fpr_gap"] == pytest.approx(abs(10 / 40 - 15 / 85))
+    assert t.loc["per-group thresholds", "accuracy"] == pytest.approx((45 + 35 + 5 + 80) / 200)
+    assert t.loc["change", "fnr"] == pytest.approx(
+        t.loc["per-group thresholds", "fnr"] - t.loc["one threshold (0.5)", "fnr"]
+    )
