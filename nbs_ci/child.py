@@ -60,7 +60,35 @@ def execute(job: dict) -> dict:
                 "traceback": strip_ansi(traceback.format_exc()),
             },
         }
-    return {"ok": True, "error": None}
+    stopped = unfinished_cell(job["output"])
+    return {"ok": stopped is None, "error": stopped}
+
+
+def unfinished_cell(executed: str) -> dict | None:
+    """The first code cell of an executed notebook that did not complete (e.g. after a
+    `sys.exit(0)`, which papermill lets pass), as an error; None when every cell completed."""
+    import nbformat
+
+    nb = nbformat.read(executed, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        status = cell.get("metadata", {}).get("papermill", {}).get("status")
+        if cell.cell_type != "code" or status == "completed":
+            continue
+        raised: dict = next(
+            (o for o in cell.get("outputs", []) if o.get("output_type") == "error"), {}
+        )
+        return {
+            "kind": "cell",
+            "cell_index": i,
+            "execution_count": cell.get("execution_count"),
+            "ename": raised.get("ename", "CellNotCompleted"),
+            "evalue": f"cell {i} ended {status or 'unrun'} ({raised.get('ename', 'no error')}"
+            f"{': ' + str(raised['evalue']) if raised.get('evalue') else ''}), so the cells "
+            "after it never ran; remove the sys.exit/exit call or raise an exception instead",
+            "source": cell.source,
+            "traceback": strip_ansi("\n".join(raised.get("traceback", []))),
+        }
+    return None
 
 
 def main(argv: list[str]) -> int:

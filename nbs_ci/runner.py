@@ -16,6 +16,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timezone
@@ -31,6 +32,8 @@ KERNEL = "dlnb"
 POLL_S = 0.2
 KERNEL_START_TIMEOUT_S = 120
 INLINE_BACKEND = "module://matplotlib_inline.backend_inline"
+# Every process a notebook starts inherits this variable, also daemons that left its process tree.
+RUN_TAG = "NBS_CI_RUN_TAG"
 
 
 def ensure_kernel(name: str = KERNEL) -> str:
@@ -100,11 +103,25 @@ class Supervised:
     peak_rss_mb: float
 
 
+def _tagged(tag: str) -> list[psutil.Process]:
+    """This user's processes whose environment carries RUN_TAG=`tag` (those a run started)."""
+    found = []
+    for p in psutil.process_iter():
+        with contextlib.suppress(psutil.Error):
+            if p.environ().get(RUN_TAG) == tag:
+                found.append(p)
+    return found
+
+
 def _supervise(cmd: list[str], env: dict, log_path: Path, budget_s: float) -> Supervised:
-    """Run `cmd`, sampling the RSS of its descendants; kill the whole tree past `budget_s`."""
+    """Run `cmd`, sampling the RSS of its descendants; past `budget_s` (or when it ends) kill
+    the whole tree and every process it started, also those that left it (`setsid`, double fork)."""
     start = time.monotonic()
+    tag = uuid.uuid4().hex
     with open(log_path, "wb") as log:
-        proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=env, cwd=ROOT)
+        proc = subprocess.Popen(
+            cmd, stdout=log, stderr=subprocess.STDOUT, env={**env, RUN_TAG: tag}, cwd=ROOT
+        )
         child = psutil.Process(proc.pid)
         seen: dict[int, psutil.Process] = {}
         peak, timed_out = 0, False
@@ -132,7 +149,7 @@ def _supervise(cmd: list[str], env: dict, log_path: Path, budget_s: float) -> Su
                     seen.setdefault(p.pid, p)
             if proc.poll() is None:
                 proc.kill()
-            _kill(seen.values())
+            _kill([*seen.values(), *_tagged(tag)])
             proc.wait()
     return Supervised(
         returncode=proc.returncode,
@@ -142,18 +159,29 @@ def _supervise(cmd: list[str], env: dict, log_path: Path, budget_s: float) -> Su
     )
 
 
+class RecordsError(ValueError):
+    """A records file with a line that is not a `{"name": ..., "value": ...}` JSON object."""
+
+
 def read_records(path: Path) -> tuple[dict, int | None]:
     """Metrics from a `dlnb.record` file (the last value of a name wins) and the GPU peak seen."""
     metrics: dict = {}
     gpu_peak: int | None = None
     if not path.exists():
         return metrics, gpu_peak
-    for line in path.read_text(encoding="utf-8").splitlines():
+    text = path.read_text(encoding="utf-8", errors="replace")
+    for number, line in enumerate(text.splitlines(), 1):
         if line.strip():
-            item = json.loads(line)
-            metrics[item["name"]] = item["value"]
-            if "gpu_peak_bytes" in item:
-                gpu_peak = max(gpu_peak or 0, item["gpu_peak_bytes"])
+            try:
+                item = json.loads(line)
+                metrics[item["name"]] = item["value"]
+                if "gpu_peak_bytes" in item:
+                    gpu_peak = max(gpu_peak or 0, item["gpu_peak_bytes"])
+            except (ValueError, TypeError, KeyError) as e:
+                raise RecordsError(
+                    f"{path}, line {number}: not a record ({type(e).__name__}: {e}): {line[:120]!r}; "
+                    "write records only with dlnb.record, not to DLNB_RECORD_FILE directly"
+                ) from None
     return metrics, gpu_peak
 
 
@@ -231,7 +259,11 @@ def run_notebook(
         result_path = Path(tmp) / "result.json"
         outcome = json.loads(result_path.read_text()) if result_path.exists() else None
 
-    metrics, gpu_peak = read_records(records)
+    try:
+        metrics, gpu_peak = read_records(records)
+        bad_records = None
+    except RecordsError as problem:
+        metrics, gpu_peak, bad_records = {}, None, problem
     result.duration_s, result.peak_rss_mb = proc.duration_s, proc.peak_rss_mb
     result.metrics, result.parameters = metrics, parameters
     result.gpu_peak_mb = None if gpu_peak is None else round(gpu_peak / 2**20, 1)
@@ -247,6 +279,15 @@ def run_notebook(
             "evalue": f"still running after the {profile} budget of {budget:g} s",
             "source": "",
             **_running_cell(executed),
+        }
+    elif bad_records is not None:
+        result.status, result.reason = "failed", str(bad_records)
+        result.error = {
+            "kind": "records",
+            "ename": "RecordsError",
+            "evalue": str(bad_records),
+            "source": "",
+            "traceback": "",
         }
     elif outcome is None:
         result.status = "failed"

@@ -18,11 +18,12 @@ import yaml
 import nbs_ci
 from nbs_ci import runner
 from nbs_ci.__main__ import main
+from nbs_ci.child import unfinished_cell
 from nbs_ci.manifest import MANIFEST, PROFILES, Entry, Gate, ManifestError, load_manifest
 from nbs_ci.provenance import provenance
 from nbs_ci.report import changes, render
 from nbs_ci.results import NotebookResult, RunSummary
-from nbs_ci.runner import INLINE_BACKEND, cuda_available, ensure_kernel, read_records
+from nbs_ci.runner import INLINE_BACKEND, RecordsError, cuda_available, ensure_kernel, read_records
 
 RECORD = "from dlnb.recording import record\n"
 NOTEBOOKS = {
@@ -54,9 +55,23 @@ NOTEBOOKS = {
         ],
         {},
     ),
+    # papermill lets sys.exit(0) pass; the runner must not
+    "exits": (["import sys\nsys.exit(0)", RECORD + "record('after_exit', 1)"], {}),
+    # a line dlnb.record did not write; the run goes on with the next notebook
+    "garbled": (
+        [
+            "import os\n"
+            + RECORD
+            + "record('before', 1)\nopen(os.environ['DLNB_RECORD_FILE'], 'a').write('{oops\\n')"
+        ],
+        {},
+    ),
     "sleepy": (
         [
             "import os, time\n" + RECORD + "record('kernel_pid', os.getpid())",
+            # a daemon that leaves the kernel's process tree and session
+            "import subprocess\nrecord('daemon_pid', int(subprocess.run('setsid sleep 300 "
+            "> /dev/null 2>&1 & echo $!', shell=True, capture_output=True, text=True).stdout))",
             "time.sleep(600)  # far past the budget",
         ],
         {"budget_s": {"smoke": 15, "full": 15}},
@@ -204,8 +219,32 @@ def test_hanging_notebook_is_killed_with_its_kernel(curriculum):
     assert nb["status"] == "timed_out"
     assert 15 <= nb["duration_s"] < 45
     assert "time.sleep(600)" in nb["error"]["source"], "the report names the cell that hung"
-    pid = nb["metrics"]["kernel_pid"]
-    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+    for pid in (nb["metrics"]["kernel_pid"], nb["metrics"]["daemon_pid"]):
+        assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
+
+
+@pytest.mark.slow
+def test_a_notebook_that_exits_early_fails_naming_the_cell(curriculum):
+    nb = curriculum["by_name"]["exits"]
+    assert nb["status"] == "failed" and nb["metrics"] == {}
+    assert (nb["error"]["ename"], nb["error"]["source"]) == (
+        "SystemExit",
+        "import sys\nsys.exit(0)",
+    )
+    assert "the cells after it never ran" in nb["reason"]
+
+
+@pytest.mark.slow
+def test_a_malformed_records_line_fails_that_notebook_and_the_run_goes_on(curriculum):
+    nb = curriculum["by_name"]["garbled"]
+    assert nb["status"] == "failed" and nb["error"]["kind"] == "records"
+    assert (
+        "garbled.records.jsonl, line 2: not a record" in nb["reason"] and "'{oops'" in nb["reason"]
+    )
+    names = list(curriculum["by_name"])
+    assert names.index("low") > names.index("garbled")
+    assert curriculum["by_name"]["low"]["status"] == "missed_gate", "later notebooks still ran"
+    assert "line 2: not a record" in curriculum["html"]
 
 
 @pytest.mark.slow
@@ -244,7 +283,7 @@ def test_summary_report_and_exit_status(curriculum):
     assert curriculum["exit_code"] == 1 and summary["ok"] is False
     assert summary["counts"] == {
         "passed": 1 + cuda_available(),
-        "failed": 1,
+        "failed": 3,
         "timed_out": 1,
         "missed_gate": 2,
         "skipped": 0 if cuda_available() else 1,
@@ -270,7 +309,7 @@ def test_summary_report_and_exit_status(curriculum):
         assert text in html, text
     assert all(name in html for name in NOTEBOOKS)
     assert curriculum["printed"][-1] == f"report: {out / 'report.html'}"
-    for name in ("ok", "boom", "sleepy", "low", "silent"):
+    for name in ("ok", "boom", "exits", "garbled", "sleepy", "low", "silent"):
         assert (out / f"{name}.ipynb").exists(), name
 
 
@@ -330,6 +369,57 @@ def test_read_records_keeps_the_last_value_and_the_highest_gpu_peak(tmp_path):
     )
     assert read_records(path) == ({"acc": 0.7, "tag": "x"}, 300)
     assert read_records(tmp_path / "none.jsonl") == ({}, None)
+
+
+@pytest.mark.parametrize(
+    ("line", "problem"),
+    [
+        ("{oops", "JSONDecodeError"),
+        ("[1, 2]", "TypeError"),
+        ('{"value": 1}', "KeyError"),
+        ('{"name": "m", "value": 1, "gpu_peak_bytes": "lots"}', "TypeError"),
+    ],
+)
+def test_read_records_names_the_file_and_line_of_a_malformed_record(tmp_path, line, problem):
+    path = tmp_path / "r.jsonl"
+    path.write_text(f'{{"name": "acc", "value": 0.5}}\n\n{line}\n')
+    with pytest.raises(RecordsError, match=rf"r\.jsonl, line 3: not a record \({problem}"):
+        read_records(path)
+
+
+def test_unfinished_cell_finds_the_cell_that_stopped_the_notebook(tmp_path):
+    path = tmp_path / "executed.ipynb"
+    write_notebook(path, ["import sys\nsys.exit(0)", "x = 1"])
+    nb = nbformat.read(path, as_version=4)
+    for cell, status in zip(nb.cells, ["completed", "completed", "failed", "pending"], strict=True):
+        cell.metadata["papermill"] = {"status": status}
+    nb.cells[2].outputs = [nbformat.v4.new_output("error", ename="SystemExit", evalue="0")]
+    nbformat.write(nb, path)
+    stopped = unfinished_cell(str(path))
+    assert stopped is not None
+    assert (stopped["cell_index"], stopped["ename"]) == (2, "SystemExit")
+    assert "cell 2 ended failed (SystemExit: 0)" in stopped["evalue"]
+    for cell in nb.cells:
+        cell.metadata["papermill"] = {"status": "completed"}
+    nbformat.write(nb, path)
+    assert unfinished_cell(str(path)) is None, "a notebook that ends normally passes"
+
+
+def test_supervise_kills_a_daemon_that_left_the_process_tree(tmp_path):
+    pid_file = tmp_path / "daemon.pid"
+    # the child starts a daemon in its own session whose parent exits at once (reparented to
+    # init), then hangs past its budget
+    script = (
+        "import subprocess, time\n"
+        f"subprocess.run('setsid sleep 300 > /dev/null 2>&1 & echo $! > {pid_file}', shell=True)\n"
+        "time.sleep(300)"
+    )
+    done = runner._supervise(
+        [sys.executable, "-c", script], dict(os.environ), tmp_path / "log", budget_s=2
+    )
+    pid = int(pid_file.read_text())
+    assert done.timed_out
+    assert not psutil.pid_exists(pid) or psutil.Process(pid).status() == psutil.STATUS_ZOMBIE
 
 
 def test_the_project_kernel_runs_this_python():

@@ -6,12 +6,22 @@ POST /predict {"inputs": [sample, ...]} -> {"outputs": [...], "predictions": [..
 GET /metrics (Prometheus text). Requests are queued and grouped into batches of at most
 `max_batch_size` samples, waiting at most `max_wait_ms` for a batch to fill; the model runs on
 one worker thread so the event loop keeps accepting requests.
+
+Hardened against bad or hostile clients: bodies must be JSON (415 otherwise) of at most
+`max_body_bytes` (413, after draining the rest so the answer arrives), arrive within
+`body_timeout_s` (408) after headers that arrive within `header_timeout_s` (else the connection
+is closed); at most `max_pending` requests wait for the model (503 + Retry-After beyond). On
+SIGTERM or `stop()` the requests already sent, or waiting in the listen backlog, are answered.
 """
 
 import argparse
+import asyncio
 import contextlib
+import functools
 import json
 import logging
+import os
+import socket
 import threading
 import time
 from dataclasses import dataclass, replace
@@ -30,7 +40,8 @@ if TYPE_CHECKING:
 
 @dataclass(frozen=True)
 class ServeConfig:
-    """Service settings. `max_batch_size=1` turns batching off."""
+    """Service settings. `max_batch_size=1` turns batching off; `max_pending` bounds the /predict
+    queue (503 beyond); the timeouts cut off clients slow to send headers or body."""
 
     host: str = "127.0.0.1"
     port: int = 8000
@@ -38,6 +49,9 @@ class ServeConfig:
     max_wait_ms: float = 2.0
     max_body_bytes: int = 2 * 1024 * 1024
     graceful_timeout_s: int = 15
+    max_pending: int = 256
+    header_timeout_s: float = 10.0
+    body_timeout_s: float = 10.0
 
 
 def parse_inputs(payload, shape: tuple[int, ...]) -> np.ndarray:
@@ -95,11 +109,25 @@ def create_app(
     @app.post("/predict")
     async def predict(request: Request):
         """Outputs and top-1 predictions for `{"inputs": [sample, ...]}`."""
+        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        if media != "application/json" and not media.endswith("+json"):
+            raise HTTPException(
+                415,
+                f"Content-Type is {media or 'missing'!r}; send the body as application/json.",
+            )
         try:
             payload = json.loads(await request.body())
         except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise HTTPException(
                 400, f'The body is not valid JSON ({e}); send {{"inputs": [...]}}.'
+            ) from None
+        except ValueError as e:  # an integer too long to convert
+            raise HTTPException(
+                400, f"The body holds a number JSON cannot decode ({e}); send ordinary numbers."
+            ) from None
+        except RecursionError:
+            raise HTTPException(
+                400, 'The body nests arrays too deeply to decode; send {"inputs": [...]}.'
             ) from None
         try:
             x = parse_inputs(payload, shape)
@@ -130,7 +158,13 @@ def create_app(
         """Request counts, latency and batch-size histograms in Prometheus text format."""
         return Response(generate_latest(metrics["registry"]), media_type=CONTENT_TYPE_LATEST)
 
-    return Guard(app, config.max_body_bytes, metrics)
+    return Guard(
+        app,
+        config.max_body_bytes,
+        metrics,
+        max_pending=config.max_pending,
+        body_timeout_s=config.body_timeout_s,
+    )
 
 
 def load_model(
@@ -169,15 +203,89 @@ class ServerHandle:
         self.stop()
 
 
-def _uvicorn_server(app, config: ServeConfig, log_level: str = "warning") -> "uvicorn.Server":
-    """A uvicorn server for `app` without access logs, with graceful shutdown."""
-    import uvicorn
+# On shutdown, idle keep-alive connections stay open this long for a request already on its way.
+SHUTDOWN_LINGER_S = 0.25
 
-    return uvicorn.Server(
+
+def _uvicorn_server(app, config: ServeConfig, log_level: str = "warning") -> "uvicorn.Server":
+    """A uvicorn server for `app` without access logs, with a header deadline and graceful shutdown."""
+    import uvicorn
+    from uvicorn.protocols.http.flow_control import CLOSE_HEADER
+    from uvicorn.protocols.http.h11_impl import H11Protocol
+
+    class Protocol(H11Protocol):
+        """h11 that closes connections whose request headers take over `header_timeout_s`, and on
+        shutdown answers (with `Connection: close`) a request arriving within SHUTDOWN_LINGER_S."""
+
+        deadline: asyncio.TimerHandle | None = None
+        draining = False
+
+        def connection_made(self, transport) -> None:
+            super().connection_made(transport)
+            self._arm()
+
+        def on_response_complete(self) -> None:
+            super().on_response_complete()
+            if not self.transport.is_closing():
+                self._arm()
+
+        def handle_events(self) -> None:
+            super().handle_events()
+            if self.draining and not self._idle():
+                self._last_request()  # one that arrived during shutdown
+
+        def shutdown(self) -> None:
+            self.draining = True
+            if self._idle():
+                self.loop.call_later(SHUTDOWN_LINGER_S, self._close_if_idle)
+            else:
+                self._last_request()
+
+        def _last_request(self) -> None:
+            # The answer says `Connection: close`, so the client sends nothing more on this connection.
+            self.cycle.keep_alive = False
+            headers = self.cycle.scope["headers"]
+            if isinstance(headers, list) and CLOSE_HEADER not in headers:
+                headers.append(CLOSE_HEADER)
+
+        def _idle(self) -> bool:
+            return self.cycle is None or self.cycle.response_complete
+
+        def _arm(self) -> None:
+            if self.deadline is not None:
+                self.deadline.cancel()
+            self.deadline = self.loop.call_later(config.header_timeout_s, self._close_if_idle)
+
+        def _close_if_idle(self) -> None:
+            if self._idle():
+                self.timeout_keep_alive_handler()  # closes the connection
+
+    class Server(uvicorn.Server):
+        """uvicorn, answering on shutdown the connections the kernel accepted but uvicorn had not."""
+
+        async def shutdown(self, sockets=None) -> None:
+            protocol = functools.partial(
+                Protocol,
+                config=self.config,
+                server_state=self.server_state,
+                app_state=self.lifespan.state,
+            )
+            loop = asyncio.get_running_loop()
+            for listener in [s for server in self.servers for s in server.sockets]:
+                with socket.socket(fileno=os.dup(listener.fileno())) as sock:
+                    sock.setblocking(False)
+                    with contextlib.suppress(BlockingIOError):
+                        while True:
+                            conn, _ = sock.accept()
+                            await loop.connect_accepted_socket(protocol, conn)
+            await super().shutdown(sockets)
+
+    return Server(
         uvicorn.Config(
             app,
             host=config.host,
             port=config.port,
+            http=Protocol,
             log_level=log_level,
             access_log=False,
             lifespan="on",
@@ -239,6 +347,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--max-batch-size", type=int, default=ServeConfig.max_batch_size)
     p.add_argument("--max-wait-ms", type=float, default=ServeConfig.max_wait_ms)
     p.add_argument("--max-body-bytes", type=int, default=ServeConfig.max_body_bytes)
+    p.add_argument("--max-pending", type=int, default=ServeConfig.max_pending)
+    p.add_argument("--header-timeout-s", type=float, default=ServeConfig.header_timeout_s)
+    p.add_argument("--body-timeout-s", type=float, default=ServeConfig.body_timeout_s)
     p.add_argument(
         "--no-batching", action="store_true", help="run every request on its own (max batch size 1)"
     )
@@ -258,6 +369,9 @@ def run(a: argparse.Namespace) -> None:
         max_batch_size=1 if a.no_batching else a.max_batch_size,
         max_wait_ms=a.max_wait_ms,
         max_body_bytes=a.max_body_bytes,
+        max_pending=a.max_pending,
+        header_timeout_s=a.header_timeout_s,
+        body_timeout_s=a.body_timeout_s,
     )
     fn, shape, name = load_model(a.model, threads=a.threads)
     print(

@@ -28,13 +28,17 @@ def echo_app(calls: list):
     return app
 
 
-def request(app, chunks, path="/predict", declared=None, disconnect=False):
-    """One HTTP request through a Guard of `app` (limit LIMIT bytes), its body sent in `chunks`.
+def request(app, chunks, path="/predict", declared=None, disconnect=False, headers=(), **guard):
+    """One HTTP request through a Guard of `app` (limit LIMIT bytes, `guard` options), its body
+    sent in `chunks`.
 
     Returns the messages the Guard sent, how many messages it received and its metrics.
     """
     metrics = make_metrics()
-    headers = [] if declared is None else [(b"content-length", str(declared).encode())]
+    headers = [
+        *headers,
+        *([] if declared is None else [(b"content-length", str(declared).encode())]),
+    ]
     incoming = [
         {"type": "http.request", "body": c, "more_body": i < len(chunks) - 1}
         for i, c in enumerate(chunks)
@@ -52,7 +56,7 @@ def request(app, chunks, path="/predict", declared=None, disconnect=False):
         sent.append(message)
 
     scope = {"type": "http", "path": path, "headers": headers}
-    asyncio.run(Guard(app, LIMIT, metrics)(scope, receive, send))
+    asyncio.run(Guard(app, LIMIT, metrics, **guard)(scope, receive, send))
     return sent, len(received), metrics
 
 
@@ -74,14 +78,14 @@ def test_a_body_within_the_limit_reaches_the_app_whole():
     assert latency == 1
 
 
-def test_a_declared_body_over_the_limit_is_refused_unread():
+def test_a_declared_body_over_the_limit_is_drained_then_refused():
     calls: list = []
-    sent, received, metrics = request(echo_app(calls), [b"x" * 11], declared=11)
-    assert calls == [] and received == 0, "the app is not called and the body is not read"
+    sent, received, metrics = request(echo_app(calls), [b"x" * 5, b"x" * 6], declared=11)
+    assert calls == [] and received == 2, "the app is not called; the body is read and dropped"
     start, body = sent
     assert start["status"] == 413
     assert (b"content-type", b"application/json") in start["headers"]
-    assert (b"connection", b"close") in start["headers"]
+    assert (b"connection", b"close") not in start["headers"], "all read: the connection can stay"
     assert (b"content-length", str(len(body["body"])).encode()) in start["headers"]
     assert json.loads(body["body"]) == {
         "detail": f"Request body larger than {LIMIT} bytes; send fewer samples per request."
@@ -93,8 +97,83 @@ def test_a_streamed_body_over_the_limit_is_refused_once_it_passes_it():
     calls: list = []
     chunks = [b"x" * 6, b"x" * 6, b"x" * 6]
     sent, received, metrics = request(echo_app(calls), chunks)  # no Content-Length
-    assert calls == [] and received == 2, "reading stops at the chunk that passes the limit"
+    assert calls == [] and received == 3, "the rest is drained after the chunk past the limit"
     assert sent[0]["status"] == 413 and count(metrics, "/predict", "413") == 1
+
+
+@pytest.mark.parametrize(
+    ("headers", "guard"),
+    [((), {"drain_bytes": 5}), (((b"expect", b"100-continue"),), {})],
+    ids=["too-large-to-drain", "expect-100-continue"],
+)
+def test_a_body_not_worth_draining_is_refused_unread_and_the_connection_closed(headers, guard):
+    sent, received, metrics = request(
+        echo_app([]), [b"x" * 11], declared=11, headers=headers, **guard
+    )
+    assert received == 0 and sent[0]["status"] == 413
+    assert (b"connection", b"close") in sent[0]["headers"]
+
+
+def test_a_body_that_stops_arriving_gets_408_and_the_connection_closed():
+    incoming = [{"type": "http.request", "body": b"{", "more_body": True}]
+
+    async def receive():
+        if incoming:
+            return incoming.pop()
+        await asyncio.sleep(3600)  # Content-Length promised more than the client sends
+
+    sent: list = []
+
+    async def send(message):
+        sent.append(message)
+
+    metrics = make_metrics()
+    scope = {"type": "http", "path": "/predict", "headers": [(b"content-length", b"5")]}
+    asyncio.run(Guard(echo_app([]), LIMIT, metrics, body_timeout_s=0.05)(scope, receive, send))
+    assert sent[0]["status"] == 408 and (b"connection", b"close") in sent[0]["headers"]
+    assert b"did not arrive within 0.05 s" in sent[1]["body"]
+    assert count(metrics, "/predict", "408") == 1
+
+
+def test_requests_past_max_pending_get_503_with_retry_after():
+    release = asyncio.Event()
+
+    async def held(scope, receive, send):
+        await receive()
+        if scope["path"] == "/predict":
+            await release.wait()
+        await send({"type": "http.response.start", "status": 200, "headers": []})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    metrics = make_metrics()
+    guard = Guard(held, LIMIT, metrics, max_pending=1)
+
+    async def one(sent: list, path: str = "/predict") -> None:
+        scope = {"type": "http", "path": path, "headers": []}
+
+        async def receive():
+            return {"type": "http.request", "body": b"{}", "more_body": False}
+
+        async def send(message):
+            sent.append(message)
+
+        await guard(scope, receive, send)
+
+    async def main() -> tuple[list, list, list]:
+        first, second, health = [], [], []
+        task = asyncio.create_task(one(first))
+        await asyncio.sleep(0.01)  # the first request is with the app
+        await one(second)  # answered at once
+        await one(health, "/healthz")  # not queued behind the model
+        release.set()
+        await task
+        return first, second, health
+
+    first, second, health = asyncio.run(main())
+    assert health[0]["status"] == 200
+    assert first[0]["status"] == 200 and guard.pending == 0
+    assert second[0]["status"] == 503 and (b"retry-after", b"1") in second[0]["headers"]
+    assert b"busy (1 requests queued)" in second[1]["body"]
 
 
 def test_a_client_that_goes_away_is_counted_as_499_and_gets_no_answer():

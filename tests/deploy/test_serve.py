@@ -257,3 +257,164 @@ def test_command_line_serves_and_stops_cleanly_on_sigterm(
     # uvicorn finishes its graceful shutdown, then re-raises the signal (the Unix convention)
     assert proc.returncode in (0, -signal.SIGTERM), out
     assert url in out and "Application shutdown complete" in out
+
+
+JSON = {"content-type": "application/json"}
+UNDECODABLE = [
+    (b'{"inputs": [[' + b"9" * 5000 + b", 1, 1, 1]]}", "number JSON cannot decode"),
+    (b'{"inputs": ' + b"[" * 2000 + b"]" * 2000 + b"}", "nests arrays too deeply"),
+    (b'{"inputs": ' + b"[" * 100_000 + b"]" * 100_000 + b"}", "nests arrays too deeply"),
+]
+
+
+def _port(service: serve.ServerHandle) -> int:
+    return int(service.url.rsplit(":", 1)[1])
+
+
+def test_undecodable_bodies_answer_400_on_a_connection_that_stays_open():
+    import http.client
+
+    with serve.start(lambda a: a, sample_shape=(4,)) as service:
+        conn = http.client.HTTPConnection("127.0.0.1", _port(service), timeout=10)
+        conn.connect()
+        sock = conn.sock
+        for body, message in UNDECODABLE:
+            conn.request("POST", "/predict", body=body, headers=JSON)
+            r = conn.getresponse()
+            detail = json.loads(r.read())["detail"]
+            assert r.status == 400 and message in detail, (r.status, detail)
+            assert conn.sock is sock, "the keep-alive connection must survive a bad body"
+        conn.request("POST", "/predict", body=b'{"inputs": [[1, 2, 3, 4]]}', headers=JSON)
+        assert conn.getresponse().status == 200
+        conn.close()
+
+
+def test_a_client_still_sending_an_over_limit_body_gets_the_413():
+    with serve.start(lambda a: a, sample_shape=(4,), max_body_bytes=100_000) as service:
+        for _ in range(2):
+            with socket.create_connection(("127.0.0.1", _port(service)), timeout=10) as s:
+                s.sendall(
+                    b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                    b"Content-Length: %d\r\n\r\n" % (3 * 2**20)
+                )
+                for _ in range(48):  # 3 MiB, still arriving after the server has answered
+                    s.sendall(b"x" * 65536)
+                    time.sleep(0.002)
+                assert s.recv(12) == b"HTTP/1.1 413"
+
+
+def test_the_body_must_be_declared_json():
+    with (
+        serve.start(lambda a: a, sample_shape=(2,)) as service,
+        httpx.Client(base_url=service.url) as client,
+    ):
+        body = b'{"inputs": [[1, 2]]}'
+        for content_type, status in [
+            ("text/plain", 415),
+            (None, 415),
+            ("application/json; charset=utf-8", 200),
+        ]:
+            headers = {"content-type": content_type} if content_type else {}
+            r = client.post("/predict", content=body, headers=headers)
+            assert r.status_code == status, (content_type, r.text)
+            if status == 415:
+                assert "send the body as application/json" in r.json()["detail"]
+
+
+def test_slow_headers_are_cut_off_and_a_short_body_times_out_with_408():
+    with serve.start(
+        lambda a: a, sample_shape=(2,), header_timeout_s=0.5, body_timeout_s=0.5
+    ) as service:
+        address = ("127.0.0.1", _port(service))
+        with socket.create_connection(address, timeout=10) as slow:
+            slow.sendall(b"GET /healthz HTTP/1.1\r\n")  # and nothing more
+            t0 = time.monotonic()
+            assert slow.recv(100) == b"", "the server closes the connection"
+            assert time.monotonic() - t0 < 5
+        with socket.create_connection(address, timeout=10) as short:
+            short.sendall(
+                b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"
+            )
+            answer = b"".join(iter(lambda: short.recv(1000), b""))  # until the server closes
+        assert answer.startswith(b"HTTP/1.1 408") and b"Content-Length larger" in answer
+        assert httpx.get(f"{service.url}/healthz").status_code == 200
+
+
+def test_a_full_queue_answers_503_with_retry_after():
+    def slow(batch: np.ndarray) -> np.ndarray:
+        time.sleep(0.5)
+        return batch
+
+    with serve.start(slow, sample_shape=(1,), max_batch_size=1, max_pending=1) as service:
+        first: dict = {}
+        t = threading.Thread(
+            target=lambda: first.update(
+                r=httpx.post(f"{service.url}/predict", json={"inputs": [[1]]})
+            )
+        )
+        t.start()
+        time.sleep(0.2)
+        busy = httpx.post(f"{service.url}/predict", json={"inputs": [[2]]})
+        t.join()
+    assert first["r"].status_code == 200
+    assert busy.status_code == 503 and busy.headers["retry-after"] == "1"
+    assert "busy" in busy.json()["detail"]
+
+
+async def _keep_alive_burst(port: int, clients: int, each: int) -> list[str]:
+    """`clients` keep-alive connections sending `each` requests; what became of every request."""
+    import asyncio
+
+    body = b'{"inputs": [[1, 2, 3, 4]]}'
+    request = (
+        b"POST /predict HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n%s" % (len(body), body)
+    )
+
+    async def client() -> list[str]:
+        seen: list[str] = []
+        try:
+            reader, writer = await asyncio.open_connection("127.0.0.1", port)
+        except ConnectionRefusedError:
+            return ["refused"]
+        while len(seen) < each:
+            try:
+                writer.write(request)
+                await writer.drain()
+                head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), 30)
+            except (OSError, asyncio.IncompleteReadError):
+                return [*seen, "read error"]  # sent, and never answered
+            length = int(head.lower().split(b"content-length: ")[1].split(b"\r\n")[0])
+            await reader.readexactly(length)
+            seen.append(head[9:12].decode())
+            if b"connection: close" in head.lower():
+                writer.close()
+                try:
+                    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+                except ConnectionRefusedError:
+                    return [*seen, "refused"]
+        writer.close()
+        return seen
+
+    return [x for xs in await asyncio.gather(*(client() for _ in range(clients))) for x in xs]
+
+
+def test_stopping_answers_every_request_already_sent():
+    import asyncio
+
+    def model(batch: np.ndarray) -> np.ndarray:
+        time.sleep(0.002)
+        return batch
+
+    service = serve.start(model, sample_shape=(4,), max_batch_size=8)
+    outcome: list[str] = []
+    burst = threading.Thread(
+        target=lambda: outcome.extend(asyncio.run(_keep_alive_burst(_port(service), 64, 40)))
+    )
+    burst.start()
+    time.sleep(0.5)
+    service.stop()
+    burst.join(60)
+    assert "read error" not in outcome, {x: outcome.count(x) for x in set(outcome)}
+    assert "200" in outcome and "refused" in outcome, "stopped in the middle of the burst"
