@@ -13,6 +13,7 @@ from dlnb.interpret.attribution import (
     forward_logits,
     last_conv_layer,
     make_baseline,
+    relative_delta,
     resolve_targets,
 )
 from dlnb.interpret.plots import (
@@ -42,6 +43,7 @@ __all__ = [
     "make_baseline",
     "forward_logits",
     "resolve_targets",
+    "relative_delta",
     "attribute",
     "attribute_text",
     "SanityResult",

@@ -156,6 +156,21 @@ def resolve_targets(
     return t.to(logits.device)
 
 
+def relative_delta(
+    model: nn.Module,
+    x: torch.Tensor,
+    baseline: torch.Tensor,
+    target: torch.Tensor,
+    delta: torch.Tensor,
+) -> np.ndarray:
+    """|IG convergence delta| as a share of the gap it should add up to, f(x) - f(baseline)."""
+    with eval_mode(model):
+        logits, base_logits = forward_logits(model, x), forward_logits(model, baseline)
+    t = torch.as_tensor(target, device=logits.device).reshape(-1, 1).expand(len(x), 1)
+    gap = (logits - base_logits).gather(1, t).squeeze(1).abs().cpu().numpy()
+    return np.abs(delta.detach().cpu().numpy()) / np.maximum(gap, 1e-8)
+
+
 def attribute(
     model: nn.Module,
     x: torch.Tensor,
@@ -207,10 +222,8 @@ def attribute(
                 internal_batch_size=per_batch,
                 return_convergence_delta=True,
             )
-            with torch.no_grad():
-                gap = (logits - forward_logits(model, base)).gather(1, t[:, None]).squeeze(1)
             delta = d.detach().abs().cpu().numpy()
-            rel = delta / np.maximum(gap.abs().cpu().numpy(), 1e-8)
+            rel = relative_delta(model, x, base, t, d)
         elif method == "saliency":
             attr = Saliency(model).attribute(x.detach().requires_grad_(), target=t, abs=False)
         elif method == "smoothgrad":

@@ -54,8 +54,16 @@ def plot_overlay(
     alpha: float = 0.6,
     cmap: str = "inferno",
     title: str | None = None,
+    colorbar: bool = True,
+    label: str = "|attribution|",
 ) -> tuple[Figure, Axes]:
-    """The image with the attribution heatmap laid over it (stretched to the image's size)."""
+    """The image with the attribution heatmap laid over it (stretched to the image's size).
+
+    The colorbar is in the map's own units, saturating at its 99th percentile (as the overlay).
+    """
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import Normalize
+
     fig, ax = axes(ax, (4, 4))
     image = np.asarray(image)
     h, w = image.shape[:2]
@@ -63,6 +71,11 @@ def plot_overlay(
     heat = normalise_heatmap(heatmap)
     ax.imshow(heat, cmap=cmap, alpha=alpha * heat, extent=(-0.5, w - 0.5, h - 0.5, -0.5))
     ax.set_axis_off()
+    if colorbar:
+        top = float(np.percentile(np.abs(heatmap), 99.0)) or 1.0
+        bar = fig.colorbar(ScalarMappable(Normalize(0, top), cmap), ax=ax, fraction=0.046, pad=0.02)
+        bar.set_label(label, fontsize=7)
+        bar.ax.tick_params(labelsize=6)
     if title:
         ax.set_title(title, fontsize=9)
     return fig, ax
@@ -87,7 +100,8 @@ def plot_methods(
         title = name.replace("_", " ")
         if res.relative_delta is not None:
             title += f"\nrel. delta {res.relative_delta[index]:.1%}"
-        plot_overlay(image, res.heatmaps()[index], ax, title=title)
+        label = "Grad-CAM" if res.method == "gradcam" else "|attribution|"
+        plot_overlay(image, res.heatmaps()[index], ax, title=title, label=label)
     return fig, axes
 
 
@@ -142,8 +156,12 @@ def plot_tokens(
     *,
     per_line: int = 12,
     title: str | None = None,
+    colorbar: bool = True,
 ) -> tuple[Figure, Axes]:
-    """Tokens laid out in lines, each boxed in a colour given by its attribution."""
+    """Tokens laid out in lines, each boxed in a colour given by its attribution (with a colorbar)."""
+    from matplotlib.cm import ScalarMappable
+    from matplotlib.colors import ListedColormap, Normalize
+
     lines = max(1, -(-len(tokens) // per_line))
     fig, ax = axes(ax, (10, 0.5 + 0.45 * lines))
     for i, (tok, v) in enumerate(zip(tokens, _scaled(values), strict=True)):
@@ -158,6 +176,14 @@ def plot_tokens(
             bbox={"facecolor": _token_colour(v), "edgecolor": "none", "pad": 2},
         )
     ax.set_axis_off()
+    if colorbar:
+        top = float(np.abs(np.asarray(values, dtype=np.float32)).max()) or 1.0
+        colours = ListedColormap([_token_colour(v) for v in np.linspace(-1, 1, 256)])
+        bar = fig.colorbar(
+            ScalarMappable(Normalize(-top, top), colours), ax=ax, fraction=0.03, pad=0.01
+        )
+        bar.set_label("attribution", fontsize=7)
+        bar.ax.tick_params(labelsize=6)
     if title:
         ax.set_title(title, fontsize=10, loc="left")
     return fig, ax

@@ -14,6 +14,7 @@ from dlnb.interpret.attribution import (
     find_layer,
     last_conv_layer,
     make_baseline,
+    relative_delta,
 )
 from tests.assets import tiny_models
 
@@ -49,6 +50,20 @@ def test_integrated_gradients_is_complete(patch_model, patch_data):
     np.testing.assert_allclose(sums, gap, rtol=0.02, atol=1e-3)  # completeness, checked here
     assert res.relative_delta.max() < 0.02
     np.testing.assert_allclose(res.delta, np.abs(sums - gap), rtol=1e-3, atol=1e-4)
+
+
+def test_relative_delta_is_the_share_of_the_gap_left_unexplained():
+    model = nn.Linear(3, 2)
+    with torch.no_grad():
+        model.weight.copy_(torch.tensor([[1.0, 0.0, 0.0], [0.0, 2.0, 0.0]]))
+        model.bias.zero_()
+    x = torch.tensor([[1.0, 1.0, 0.0], [4.0, 0.5, 0.0]])
+    base = torch.zeros_like(x)  # gaps f(x) - f(base): class 1 -> 2.0, class 0 -> 4.0
+    rel = relative_delta(model, x, base, torch.tensor([1, 0]), torch.tensor([-0.5, 0.2]))
+    np.testing.assert_allclose(rel, [0.25, 0.05])
+    np.testing.assert_allclose(
+        relative_delta(model, x, base, 1, torch.tensor([1.0, 1.0])), [0.5, 1]
+    )
 
 
 def test_default_target_is_the_prediction(patch_model, patch_data):

@@ -50,6 +50,25 @@ def test_plots_draw_on_the_given_axes(patch_model, patch_data):
     plt.close("all")
 
 
+def test_attribution_maps_carry_a_colorbar_in_their_own_units():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    heat = np.linspace(0, 2.0, 100).reshape(10, 10)
+    fig, ax = iplot.plot_overlay(np.zeros((10, 10)), heat)
+    bars = [a for a in fig.axes if a is not ax]
+    assert len(bars) == 1 and bars[0].get_ylabel() == "|attribution|"
+    assert bars[0].get_ylim()[1] == np.percentile(heat, 99)  # saturates where the overlay does
+    fig, ax = iplot.plot_overlay(np.zeros((10, 10)), heat, colorbar=False)
+    assert fig.axes == [ax]
+    fig, ax = iplot.plot_tokens(["a", "b"], np.array([0.5, -2.0]))
+    (bar,) = [a for a in fig.axes if a is not ax]
+    assert bar.get_ylim() == (-2.0, 2.0)  # symmetric: red against, green for the target
+    plt.close("all")
+
+
 def test_tokens_html_escapes_and_colours():
     out = iplot.tokens_html(["<script>", "good", "bad"], np.array([0.0, 2.0, -2.0]))
     assert "&lt;script&gt;" in out and "<script>" not in out

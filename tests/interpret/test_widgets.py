@@ -84,7 +84,7 @@ def test_display_is_static_when_headless(explorer, monkeypatch):
     monkeypatch.setenv("DLNB_HEADLESS", "1")
     explorer._ipython_display_()
     assert isinstance(shown[-1], Figure)
-    assert len(shown[-1].axes) == 3  # image, overlay, top predictions
+    assert len(shown[-1].axes) == 4  # image, overlay and its colorbar, top predictions
     monkeypatch.setattr("dlnb.runtime.is_headless", lambda: False)
     explorer._ipython_display_()
     assert shown[-1] is explorer.widget
