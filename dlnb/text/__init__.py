@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+from dlnb.text.baselines import (
+    load_encoder,
+    probe_classifier,
+    scratch_classifier,
+    sentence_embeddings,
+    tune_on_folds,
+)
 from dlnb.text.datasets import (
     make_order_task,
     order_task_tokens,
     order_task_vocab,
     parse_sst2,
     read_reviews,
+    read_tweets,
+    split_tweets,
     text_task,
+    tweets_file,
 )
 from dlnb.text.finetune import (
     check_texts,
@@ -44,6 +54,9 @@ from dlnb.text.transformer import (
 
 __all__ = [
     "read_reviews",
+    "tweets_file",
+    "split_tweets",
+    "read_tweets",
     "text_task",
     "parse_sst2",
     "order_task_vocab",
@@ -76,4 +89,9 @@ __all__ = [
     "epochs_for",
     "finetune_classifier",
     "tfidf_classifier",
+    "tune_on_folds",
+    "load_encoder",
+    "sentence_embeddings",
+    "probe_classifier",
+    "scratch_classifier",
 ]

