@@ -1,4 +1,4 @@
-"""Deployment: export and parity, benchmarks, the batching service, drift monitoring, simulated shifts, model cards."""
+"""Deployment: export and parity, benchmarks, the batching service (JSON, npy, images) and client, drift monitoring, simulated shifts, model cards."""
 
 from __future__ import annotations
 
@@ -13,6 +13,15 @@ from dlnb.deploy.bench import (
     time_calls,
 )
 from dlnb.deploy.card import ModelCard, dataset_provenance, file_checksums, package_versions
+from dlnb.deploy.client import predict
+from dlnb.deploy.codecs import (
+    decode_image,
+    decode_npy,
+    encode_image,
+    encode_npy,
+    image_preprocessor,
+    parse_inputs,
+)
 from dlnb.deploy.export import (
     ParityError,
     accuracy,
@@ -48,7 +57,6 @@ from dlnb.deploy.serve import (
     create_app,
     load_model,
     main,
-    parse_inputs,
     start,
 )
 from dlnb.deploy.shifts import (
@@ -88,6 +96,12 @@ __all__ = [
     "make_metrics",
     "ServeConfig",
     "parse_inputs",
+    "decode_npy",
+    "encode_npy",
+    "decode_image",
+    "encode_image",
+    "image_preprocessor",
+    "predict",
     "create_app",
     "load_model",
     "ServerHandle",

@@ -12,6 +12,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from dlnb.deploy.client import request_body
 from dlnb.deploy.export import NumpyFn, as_numpy_fn, ort_threads
 from dlnb.plots import axes
 from dlnb.runtime import cpu_threads
@@ -180,6 +181,7 @@ async def _drive(
     clients: int,
     requests: int,
     timeout: float,
+    content_type: str = "application/json",
 ) -> dict:
     """Send `requests` POSTs to /predict from `clients` keep-alive connections; count errors and wrong answers.
 
@@ -189,7 +191,7 @@ async def _drive(
     from urllib.parse import urlsplit
 
     host, port = urlsplit(url).hostname, urlsplit(url).port or 80
-    head = f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+    head = f"POST /predict HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: {content_type}\r\n"
     reqs = [f"{head}Content-Length: {len(b)}\r\n\r\n".encode() + b for b in bodies]
     latencies: list[float] = []
     errors: list[str] = []
@@ -252,24 +254,29 @@ def load_test(
     requests: int = 1000,
     samples_per_request: int = 1,
     timeout: float = 60.0,
+    send: str = "json",
 ) -> dict:
     """Drive a running service with concurrent clients; returns throughput, latency percentiles, errors.
 
-    Request k sends `samples_per_request` rows of `inputs` (JSON encoded once, up front, so the
-    client spends its time on HTTP rather than encoding); `expected` holds each row's expected
-    prediction and every answer is checked against it. Runs its own event loop in a thread, so it
+    Request k sends `samples_per_request` rows of `inputs`, encoded once, up front (so the client
+    spends its time on HTTP rather than encoding) as `send` says: "json", "npy", or "png"/"jpeg"
+    (then `inputs` holds uint8 pixels, one image per request); answers are JSON. `expected` holds
+    each row's expected prediction and every answer is checked against it. Runs its own event loop in a thread, so it
     works from a notebook cell (where a loop is already running) and from scripts alike.
     """
-    inputs = np.asarray(inputs, dtype=np.float32)
+    images = send in ("png", "jpeg")  # an image file holds one image
+    inputs = np.asarray(inputs, dtype=np.uint8 if images else np.float32)
+    samples_per_request = 1 if images else samples_per_request
     n = len(inputs) // samples_per_request
     if n == 0:
         raise ValueError(
             f"Need at least samples_per_request={samples_per_request} inputs, got {len(inputs)}."
         )
     chunks = [slice(i * samples_per_request, (i + 1) * samples_per_request) for i in range(n)]
-    bodies = [json.dumps({"inputs": inputs[c].tolist()}).encode() for c in chunks]
+    encoded = [request_body(inputs[c.start] if images else inputs[c], send) for c in chunks]
+    bodies = [body for body, _ in encoded]
     exp = None if expected is None else np.stack([np.asarray(expected)[c] for c in chunks])
     with ThreadPoolExecutor(1) as pool:
         return pool.submit(
-            asyncio.run, _drive(url, bodies, exp, clients, requests, timeout)
+            asyncio.run, _drive(url, bodies, exp, clients, requests, timeout, encoded[0][1])
         ).result()

@@ -2,12 +2,14 @@
 
     python -m dlnb serve --model runs/lenet5.onnx --port 8000      (or python -m dlnb.deploy.serve)
 
-POST /predict {"inputs": [sample, ...]} -> {"outputs": [...], "predictions": [...]}; GET /healthz;
-GET /metrics (Prometheus text). Requests are queued and grouped into batches of at most
+POST /predict {"inputs": [sample, ...]} -> {"outputs": [...], "predictions": [...]}, or the same
+samples as an npy body (Content-Type: application/x-npy, float32 (n, *shape)), or one PNG/JPEG
+image (preprocessed like the training data, when the service was given that preprocessing);
+`Accept: application/x-npy` answers the outputs as npy. GET /healthz; GET /metrics (Prometheus). Requests are queued and grouped into batches of at most
 `max_batch_size` samples, waiting at most `max_wait_ms` for a batch to fill; the model runs on
 one worker thread so the event loop keeps accepting requests.
 
-Hardened against bad or hostile clients: bodies must be JSON (415 otherwise) of at most
+Hardened against bad or hostile clients: bodies must be of those types (415 otherwise) of at most
 `max_body_bytes` (413, after draining the rest so the answer arrives), arrive within
 `body_timeout_s` (408) after headers that arrive within `header_timeout_s` (else the connection
 is closed); at most `max_pending` requests wait for the model (503 + Retry-After beyond). On
@@ -18,7 +20,6 @@ import argparse
 import asyncio
 import contextlib
 import functools
-import json
 import logging
 import os
 import socket
@@ -28,9 +29,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-import numpy as np
-
+from dlnb.deploy import codecs
 from dlnb.deploy.batching import Batcher
+from dlnb.deploy.codecs import Preprocess
 from dlnb.deploy.export import NumpyFn, as_numpy_fn, ort_session, sample_shape
 from dlnb.deploy.middleware import Guard, make_metrics
 
@@ -52,42 +53,20 @@ class ServeConfig:
     max_pending: int = 256
     header_timeout_s: float = 10.0
     body_timeout_s: float = 10.0
-
-
-def parse_inputs(payload, shape: tuple[int, ...]) -> np.ndarray:
-    """Validate a decoded `{"inputs": [...]}` body against a per-sample shape; return float32 (n, *shape)."""
-    want = f"a list of samples, each of shape {list(shape)}"
-    if not isinstance(payload, dict) or "inputs" not in payload:
-        raise ValueError(f'The body must be a JSON object {{"inputs": ...}} holding {want}.')
-    try:
-        x = np.asarray(payload["inputs"])
-    except ValueError as e:  # ragged nested lists
-        raise ValueError(f"inputs is ragged ({e}); send {want}.") from None
-    if x.dtype.kind not in "iuf":
-        kind = (
-            "strings"
-            if x.dtype.kind in "US"
-            else "booleans"
-            if x.dtype.kind == "b"
-            else "mixed or out-of-range values"
-        )
-        raise TypeError(f"inputs must hold only numbers, got {kind}; send {want}.")
-    if x.ndim != len(shape) + 1 or tuple(x.shape[1:]) != tuple(shape) or len(x) == 0:
-        raise ValueError(
-            f"inputs has shape {list(x.shape)}; send {want} (shape [n, {', '.join(map(str, shape))}])."
-        )
-    x = x.astype(np.float32)
-    if not np.isfinite(x).all():
-        raise ValueError("inputs contains NaN or infinite values; send finite numbers.")
-    return x
+    max_image_pixels: int = codecs.MAX_IMAGE_PIXELS
 
 
 def create_app(
-    fn: NumpyFn, shape: tuple[int, ...], config: ServeConfig = ServeConfig(), name: str = "model"
+    fn: NumpyFn,
+    shape: tuple[int, ...],
+    config: ServeConfig = ServeConfig(),
+    name: str = "model",
+    preprocess: Preprocess | None = None,
 ):
-    """A FastAPI app serving `fn` (numpy batch in, numpy batch out) for samples of `shape`."""
+    """A FastAPI app serving `fn` (numpy batch in, numpy batch out) for samples of `shape`;
+    `preprocess` turns a decoded image into one sample (image bodies are refused without it)."""
     from fastapi import FastAPI, HTTPException, Request
-    from fastapi.responses import JSONResponse, Response
+    from fastapi.responses import Response
     from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 
     metrics = make_metrics()
@@ -108,29 +87,21 @@ def create_app(
 
     @app.post("/predict")
     async def predict(request: Request):
-        """Outputs and top-1 predictions for `{"inputs": [sample, ...]}`."""
-        media = request.headers.get("content-type", "").split(";")[0].strip().lower()
-        if media != "application/json" and not media.endswith("+json"):
+        """Outputs (and top-1 predictions) for a JSON, npy or image body; JSON or npy by Accept."""
+        media = codecs.media_type(request.headers.get("content-type"))
+        if media not in codecs.MEDIA_TYPES and not media.endswith("+json"):
             raise HTTPException(
                 415,
-                f"Content-Type is {media or 'missing'!r}; send the body as application/json.",
+                f"Content-Type is {media or 'missing'!r}; send one of {', '.join(codecs.MEDIA_TYPES)}.",
             )
         try:
-            payload = json.loads(await request.body())
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise HTTPException(
-                400, f'The body is not valid JSON ({e}); send {{"inputs": [...]}}.'
-            ) from None
-        except ValueError as e:  # an integer too long to convert
-            raise HTTPException(
-                400, f"The body holds a number JSON cannot decode ({e}); send ordinary numbers."
-            ) from None
-        except RecursionError:
-            raise HTTPException(
-                400, 'The body nests arrays too deeply to decode; send {"inputs": [...]}.'
-            ) from None
-        try:
-            x = parse_inputs(payload, shape)
+            x = codecs.decode_request(
+                media, await request.body(), shape, preprocess, config.max_image_pixels
+            )
+        except codecs.Undecodable as e:
+            raise HTTPException(400, str(e)) from None
+        except codecs.TooLarge as e:
+            raise HTTPException(413, str(e)) from None
         except (ValueError, TypeError) as e:
             raise HTTPException(422, str(e)) from None
         try:
@@ -140,7 +111,8 @@ def create_app(
             raise HTTPException(
                 500, f"The model failed on this batch ({type(e).__name__}: {e})."
             ) from None
-        return JSONResponse({"outputs": out.tolist(), "predictions": out.argmax(-1).tolist()})
+        body, media = codecs.encode_response(out, request.headers.get("accept"))
+        return Response(body, media_type=media)
 
     @app.get("/healthz")
     async def healthz():
@@ -299,17 +271,19 @@ def start(
     sample_shape: tuple[int, ...] | None = None,
     config: ServeConfig | None = None,
     threads: int | None = None,
+    preprocess: Preprocess | None = None,
     **overrides,
 ) -> ServerHandle:
     """Serve a model from a background thread (e.g. a notebook cell) and return once it accepts requests.
 
     `model` is a `.onnx` path or an in-memory model with `sample_shape`. Keyword overrides
-    go to ServeConfig; `port=0` picks a free port. uvicorn installs signal handlers only in
+    go to ServeConfig; `port=0` picks a free port; `preprocess` (e.g. `codecs.image_preprocessor`)
+    makes it accept PNG/JPEG bodies. uvicorn installs signal handlers only in
     the main thread, so the notebook's Ctrl-C/interrupt stays with the kernel.
     """
     config = replace(config or ServeConfig(port=0), **overrides)
     fn, shape, name = load_model(model, sample_shape, threads)
-    server = _uvicorn_server(create_app(fn, shape, config, name), config)
+    server = _uvicorn_server(create_app(fn, shape, config, name, preprocess), config)
     failure: list[BaseException] = []
 
     def run() -> None:
@@ -354,6 +328,10 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
         "--no-batching", action="store_true", help="run every request on its own (max batch size 1)"
     )
     p.add_argument(
+        "--image-mean", type=float, nargs="+", help="accept PNG/JPEG bodies, normalised so"
+    )
+    p.add_argument("--image-std", type=float, nargs="+", help="(x - mean) / std, x in [0, 1]")
+    p.add_argument(
         "--threads",
         type=int,
         default=None,
@@ -374,12 +352,16 @@ def run(a: argparse.Namespace) -> None:
         body_timeout_s=a.body_timeout_s,
     )
     fn, shape, name = load_model(a.model, threads=a.threads)
+    images = a.image_mean is not None and a.image_std is not None
+    preprocess = codecs.image_preprocessor(shape, a.image_mean, a.image_std) if images else None
     print(
         f"dlnb serve: {name} {list(shape)} on http://{a.host}:{a.port} "
-        f"(max batch {config.max_batch_size}, max wait {config.max_wait_ms} ms)",
+        f"(max batch {config.max_batch_size}, max wait {config.max_wait_ms} ms, "
+        f"images {'accepted' if images else 'refused'})",
         flush=True,
     )
-    _uvicorn_server(create_app(fn, shape, config, name), config, log_level="info").run()
+    app = create_app(fn, shape, config, name, preprocess)
+    _uvicorn_server(app, config, log_level="info").run()
 
 
 def main(argv: list[str] | None = None) -> None:

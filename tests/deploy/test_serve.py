@@ -17,7 +17,7 @@ import pytest
 import torch
 from torch import nn
 
-from dlnb.deploy import bench, serve
+from dlnb.deploy import bench, codecs, serve
 from dlnb.deploy import export as deploy
 
 SHAPE = (1, 28, 28)
@@ -135,7 +135,7 @@ def test_bad_requests_get_4xx_while_good_requests_keep_succeeding(model_onnx):
 
 
 def test_parse_inputs_accepts_numbers_and_casts_them():
-    x = serve.parse_inputs({"inputs": [[[1, 2], [3, 4]]]}, (2, 2))
+    x = codecs.parse_inputs({"inputs": [[[1, 2], [3, 4]]]}, (2, 2))
     assert x.dtype == np.float32 and x.shape == (1, 2, 2) and x.sum() == 10
 
 
@@ -318,7 +318,7 @@ def test_the_body_must_be_declared_json():
             r = client.post("/predict", content=body, headers=headers)
             assert r.status_code == status, (content_type, r.text)
             if status == 415:
-                assert "send the body as application/json" in r.json()["detail"]
+                assert "application/json, application/x-npy" in r.json()["detail"]
 
 
 def test_slow_headers_are_cut_off_and_a_short_body_times_out_with_408():
