@@ -27,6 +27,7 @@ _API = {
     "seed_everything": "dlnb.runtime",
     "doctor": "dlnb.runtime",
     "Timer": "dlnb.runtime",
+    "progress": "dlnb.runtime",
     "record": "dlnb.recording",
 }
 _AREAS = (
@@ -63,6 +64,7 @@ __all__ = [
     "pick_device",
     "plots",
     "predict",
+    "progress",
     "record",
     "runtime",
     "seed_everything",
@@ -89,7 +91,7 @@ if TYPE_CHECKING:
     from dlnb.data.loaders import Loaders, make_loaders
     from dlnb.data.registry import load
     from dlnb.recording import record
-    from dlnb.runtime import Timer, doctor, pick_device, seed_everything
+    from dlnb.runtime import Timer, doctor, pick_device, progress, seed_everything
     from dlnb.train.callbacks import Callback, EarlyStopping
     from dlnb.train.config import TrainConfig
     from dlnb.train.loop import evaluate, fit, predict

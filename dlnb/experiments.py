@@ -19,6 +19,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from dlnb.data.loaders import per_class_subset
+from dlnb.runtime import is_headless
+from dlnb.runtime import progress as progress_bar
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -46,6 +48,7 @@ def data_efficiency(
     *,
     keep: Sequence[str] = (),
     log: Callable[[str], None] | None = print,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Run every method on `per_class` examples of each class (None: all of them) for every seed.
 
@@ -54,32 +57,33 @@ def data_efficiency(
     n_train, seed, seconds (the run's wall-clock time, unless the method reports its own) and
     every number the method returns. Other entries of a result (models) are dropped, except those
     named in `keep` (e.g. `keep=("history",)`), kept as they are in a column of their own.
+    `progress=True` adds a bar over the runs in a live notebook (headless, `log` lines suffice).
     """
     import pandas as pd
 
     labels = np.asarray(labels)
     n_classes = len(np.unique(labels))
     rows = []
-    for size in sizes:
-        for seed in seeds:
-            indices = per_class_subset(labels, size, seed)
-            for name, method in methods.items():
-                start = time.perf_counter()
-                result = method(indices, seed)
-                metrics = {"seconds": time.perf_counter() - start, **_numbers(result)}
-                rows.append(
-                    {
-                        "method": name,
-                        "per_class": size or len(indices) // n_classes,
-                        "n_train": len(indices),
-                        "seed": seed,
-                        **metrics,
-                        **{key: result.get(key) for key in keep},
-                    }
-                )
-                if log:
-                    shown = "  ".join(f"{k} {v:.3g}" for k, v in metrics.items())
-                    log(f"{name:>12}  {rows[-1]['per_class']:>5}/class  seed {seed}  {shown}")
+    runs = [(size, seed, name) for size in sizes for seed in seeds for name in methods]
+    live = progress and not is_headless()
+    for size, seed, name in progress_bar(runs, "runs", enabled=live):
+        indices = per_class_subset(labels, size, seed)  # the same subset for every method
+        start = time.perf_counter()
+        result = methods[name](indices, seed)
+        metrics = {"seconds": time.perf_counter() - start, **_numbers(result)}
+        rows.append(
+            {
+                "method": name,
+                "per_class": size or len(indices) // n_classes,
+                "n_train": len(indices),
+                "seed": seed,
+                **metrics,
+                **{key: result.get(key) for key in keep},
+            }
+        )
+        if log:
+            shown = "  ".join(f"{k} {v:.3g}" for k, v in metrics.items())
+            log(f"{name:>12}  {rows[-1]['per_class']:>5}/class  seed {seed}  {shown}")
     return pd.DataFrame(rows)
 
 

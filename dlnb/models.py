@@ -35,7 +35,10 @@ class LeNet5(nn.Module):
         self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[-2:] != (28, 28):
+        # Skipped while tracing (TorchScript export): a traced check is a constant that warns.
+        if not torch.jit.is_tracing() and (
+            x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[-2:] != (28, 28)
+        ):
             raise ValueError(
                 f"LeNet5 expects images of shape (batch, {self.in_channels}, 28, 28), got "
                 f"{tuple(x.shape)}. Add a channel axis with x.unsqueeze(1) or resize to 28x28."

@@ -24,8 +24,30 @@ def axes(ax: Axes | None, figsize: tuple[float, float]) -> tuple[Figure, Axes]:
     return fig, ax
 
 
+TITLE_PT = 8  # font size of image_grid titles
+
+
+def _title_band(ax, titles, nrows: int, ncols: int, h: int, w: int) -> int:
+    """Pixels above each row that hold its titles at `TITLE_PT`, for the scale `ax` draws at."""
+    lines = max((str(t).count("\n") + 1 for t in titles), default=1)
+    text_in = lines * TITLE_PT * 1.3 / 72 + 0.03  # line height plus a little air, inches
+    fig_w, fig_h = ax.figure.get_size_inches()
+    box = ax.get_position()
+    band = max(2, h // 4)
+    for _ in range(4):  # the scale depends on the band (equal aspect), so iterate to a fixed point
+        inch_per_px = min(
+            fig_w * box.width / (ncols * (w + 2)), fig_h * box.height / (nrows * (h + 2 + band))
+        )
+        band = max(2, int(np.ceil(text_in / inch_per_px)))
+    return band
+
+
 def image_grid(images, titles=None, ncols: int = 8, ax=None, cmap: str = "gray"):
-    """Show images (N, H, W) or (N, 1, H, W) in a grid on one axes; returns (fig, ax)."""
+    """Show images (N, H, W) or (N, 1, H, W) in a grid on one axes; returns (fig, ax).
+
+    Images are 2 pixels apart; with `titles`, each row has a band above it tall enough for its
+    titles, so no title overlaps the row above.
+    """
     images = np.asarray(images)
     if images.ndim == 4 and images.shape[1] in (1, 3):
         images = images[:, 0] if images.shape[1] == 1 else images.transpose(0, 2, 3, 1)
@@ -37,23 +59,24 @@ def image_grid(images, titles=None, ncols: int = 8, ax=None, cmap: str = "gray")
     nrows = int(np.ceil(n / ncols))
     h, w = images.shape[1:3]
     fig, ax = axes(ax, (1.2 * ncols, 1.4 * nrows))
-    canvas = np.full((nrows * (h + 2), ncols * (w + 2)) + images.shape[3:], np.nan)
+    band = 0 if titles is None else _title_band(ax, titles, nrows, ncols, h, w)
+    row = h + 2 + band
+    canvas = np.full((nrows * row, ncols * (w + 2)) + images.shape[3:], np.nan)
     for i, img in enumerate(images):
         r, c = divmod(i, ncols)
-        canvas[r * (h + 2) : r * (h + 2) + h, c * (w + 2) : c * (w + 2) + w] = img
+        canvas[r * row + band : r * row + band + h, c * (w + 2) : c * (w + 2) + w] = img
     ax.imshow(canvas, cmap=cmap)
     ax.set_axis_off()
-    if titles is not None:
-        for i, title in enumerate(titles):
-            r, c = divmod(i, ncols)
-            ax.text(
-                c * (w + 2) + w / 2,
-                r * (h + 2) - 0.5,
-                str(title),
-                ha="center",
-                va="bottom",
-                fontsize=8,
-            )
+    for i, title in enumerate(titles or []):
+        r, c = divmod(i, ncols)
+        ax.text(
+            c * (w + 2) + w / 2,
+            r * row + band - 0.5,
+            str(title),
+            ha="center",
+            va="bottom",
+            fontsize=TITLE_PT,
+        )
     return fig, ax
 
 

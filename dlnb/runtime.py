@@ -7,17 +7,20 @@ import platform
 import random
 import re
 import subprocess
+import sys
 import tempfile
 import time
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import BinaryIO
+from typing import BinaryIO, TypeVar
 
 import numpy as np
 import torch
 from torch import nn
+
+T = TypeVar("T")
 
 
 def pick_device(device: str | torch.device = "auto") -> torch.device:
@@ -270,3 +273,27 @@ def show(obj) -> None:
         display(obj)
     else:
         print(obj)
+
+
+def progress(
+    items: Iterable[T], desc: str, total: int | None = None, enabled: bool = True
+) -> Iterator[T]:
+    """Iterate `items` showing progress: a tqdm bar live, a status line per item when headless.
+
+    For the loops of a notebook cell that runs for more than a few seconds. The bar is kept when
+    done (`leave=True`), so a reloaded page finds its widget; `enabled=False` shows nothing.
+    """
+    seq = list(items)
+    n = total if total is not None else len(seq)
+    if not enabled:
+        yield from seq
+        return
+    if not is_headless() or sys.stderr.isatty():
+        from tqdm.auto import tqdm
+
+        yield from tqdm(seq, desc=desc, total=n, leave=True)
+        return
+    start = time.perf_counter()
+    for i, item in enumerate(seq, 1):
+        yield item
+        print(f"{desc}: {i}/{n} done ({time.perf_counter() - start:.0f} s)", flush=True)

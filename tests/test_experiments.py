@@ -67,6 +67,26 @@ def test_kept_entries_ride_along_and_each_run_is_logged():
     assert "accuracy 1" in lines[0] and "seed 1" in lines[2]
 
 
+@pytest.mark.parametrize("headless", [False, True])
+def test_progress_shows_a_bar_over_the_runs_only_in_a_live_notebook(monkeypatch, headless):
+    import tqdm.auto
+
+    bars = []
+    monkeypatch.setattr(experiments, "is_headless", lambda: headless)
+    monkeypatch.setattr("dlnb.runtime.is_headless", lambda: headless)
+    monkeypatch.setattr(tqdm.auto, "tqdm", lambda seq, **kw: bars.append(kw) or iter(seq))
+    frame = experiments.data_efficiency(
+        {"a": lambda i, s: {"accuracy": 1.0}, "b": lambda i, s: {"accuracy": 0.5}},
+        [0, 1, 0, 1],
+        [1],
+        [0, 1, 2],
+        log=None,
+        progress=True,
+    )
+    assert len(frame) == 6
+    assert bars == ([] if headless else [{"desc": "runs", "total": 6, "leave": True}])
+
+
 def test_too_few_examples_of_a_class_is_a_clear_error():
     with pytest.raises(ValueError, match="fewer than 3"):
         experiments.data_efficiency({"m": lambda i, s: {}}, [0, 0, 1], [3], [0], log=None)

@@ -84,3 +84,18 @@ def test_eval_mode_restores_the_mode_when_the_block_fails():
     with pytest.raises(RuntimeError), eval_mode(model):
         raise RuntimeError
     assert model.training
+
+
+def test_lenet5_traces_without_a_tracer_warning():
+    # Issue 16 item 6: the input-shape check raised a TracerWarning in TorchScript export.
+    import warnings
+
+    model = LeNet5().eval()
+    x = torch.randn(2, 1, 28, 28)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", torch.jit.TracerWarning)
+        warnings.filterwarnings("ignore", "`torch.jit.trace` is deprecated", FutureWarning)
+        traced = torch.jit.trace(model, x)
+    torch.testing.assert_close(traced(x), model(x))
+    with pytest.raises(ValueError, match="LeNet5 expects"):
+        model(torch.randn(2, 28, 28))  # eager still checks

@@ -57,8 +57,50 @@ def test_image_grid_titles_sit_above_their_images():
     returned = plots.image_grid(np.zeros((4, 6, 6)), titles=[7, "b", 3.5, None], ncols=2, ax=ax)
     assert returned == (fig, ax)
     assert [t.get_text() for t in ax.texts] == ["7", "b", "3.5", "None"]
-    assert [t.get_position() for t in ax.texts] == [(3, -0.5), (11, -0.5), (3, 7.5), (11, 7.5)]
+    (x0, y0), (x1, y1), (x2, y2), (x3, y3) = [t.get_position() for t in ax.texts]
+    assert (x0, x1, x2, x3) == (3, 11, 3, 11) and y0 == y1 and y2 == y3 > y0 + 6
     assert all(t.get_ha() == "center" and t.get_va() == "bottom" for t in ax.texts)
+
+
+def _tile_boxes(ax, n: int, ncols: int, h: int, w: int):
+    """The display-space box of each tile, found from the canvas's non-NaN cells."""
+    from matplotlib.transforms import Bbox
+
+    canvas = np.asarray(ax.images[0].get_array().filled(np.nan), dtype=float)
+    rows = np.flatnonzero(~np.isnan(canvas).all(axis=1))
+    starts = [r for i, r in enumerate(rows) if i == 0 or rows[i - 1] != r - 1]
+    boxes = []
+    for i in range(n):
+        r, c = divmod(i, ncols)
+        top, left = starts[r], c * (w + 2)
+        corners = ax.transData.transform([(left - 0.5, top - 0.5), (left + w - 0.5, top + h - 0.5)])
+        boxes.append(Bbox([corners.min(axis=0), corners.max(axis=0)]))
+    return boxes
+
+
+@pytest.mark.parametrize(
+    ("shape", "ncols", "titles", "figsize"),
+    [
+        ((32, 28, 28), 8, [str(i % 10) for i in range(32)], None),  # 01's batch grid
+        ((16, 28, 28), 8, [f"{i % 10}→{(i + 3) % 10}" for i in range(16)], None),  # worst digits
+        ((20, 8, 8), 10, ["airplane"] * 20, (12, 2.2)),  # a small given axes, as in 04
+        ((6, 28, 28), 3, ["true 1\npred 7"] * 6, None),  # two-line titles
+    ],
+)
+def test_image_grid_titles_do_not_overlap_the_row_above(shape, ncols, titles, figsize):
+    # Issue 16 item 3: titles 0.5 px above a tile with a 2 px row gap landed on the row above.
+    ax = plt.subplots(figsize=figsize)[1] if figsize else None
+    fig, ax = plots.image_grid(np.ones(shape), titles=titles, ncols=ncols, ax=ax)
+    fig.canvas.draw()
+    renderer = fig.canvas.get_renderer()
+    tiles = _tile_boxes(ax, shape[0], ncols, *shape[1:])
+    for i, text in enumerate(ax.texts):
+        box = text.get_window_extent(renderer)
+        assert box.y0 >= tiles[i].y1 - 0.5, "a title sits above its own tile"
+        for j, tile in enumerate(tiles):
+            shrunk = tile.expanded(1, 1).padded(-0.5)  # touching an edge is not overlapping
+            assert not box.overlaps(shrunk), f"title {i} overlaps tile {j}"
+    plt.close(fig)
 
 
 def test_image_grid_refuses_shapes_that_are_not_images():

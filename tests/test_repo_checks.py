@@ -133,3 +133,20 @@ def test_check_command_exits_non_zero_on_a_violation(tmp_path):
     write(tmp_path / "a.ipynb")
     done = subprocess.run(cmd, cwd=ROOT, capture_output=True, text=True)
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_every_notebook_uses_the_projects_kernel():
+    # Issue 16 item 4: notebooks saved with `python3` start whatever Python a system Jupyter has.
+    import json
+    import re
+
+    makefile = (ROOT / "Makefile").read_text()
+    (name,) = re.findall(r"ipykernel install .*--name (\S+)", makefile)
+    specs = {
+        p.name: json.loads(p.read_text())["metadata"].get("kernelspec", {})
+        for p in sorted((ROOT / "notebooks").glob("*.ipynb"))
+    }
+    assert specs, "no notebooks found"
+    wrong = {n: s.get("name") for n, s in specs.items() if s.get("name") != name}
+    assert not wrong, f"kernelspec must be {name!r} (the kernel `make setup` installs): {wrong}"
+    assert {s.get("display_name") for s in specs.values()} == {"Python (dlnb)"}

@@ -1,5 +1,6 @@
 import os
 import random
+import re
 import time
 
 import IPython
@@ -297,3 +298,27 @@ def test_show_displays_in_a_notebook(jupyter, monkeypatch):
     monkeypatch.setattr(IPython.display, "display", lambda obj: shown.append(obj))
     display.show("table")
     assert shown == ["table"]
+
+
+def test_progress_prints_a_status_line_per_item_when_headless(capsys, monkeypatch):
+    monkeypatch.setenv("DLNB_HEADLESS", "1")
+    out = []
+    for item in display.progress(["a", "b", "c"], "sweep"):
+        out.append(item)
+        print(f"work {item}")
+    assert out == ["a", "b", "c"]
+    lines = capsys.readouterr().out.splitlines()
+    assert lines[0] == "work a" and re.fullmatch(r"sweep: 1/3 done \(\d+ s\)", lines[1])
+    assert lines[-1].startswith("sweep: 3/3 done")
+    assert list(display.progress(range(2), "quiet", enabled=False)) == [0, 1]
+    assert capsys.readouterr().out == ""
+
+
+def test_progress_is_a_kept_tqdm_bar_in_a_live_notebook(jupyter, monkeypatch):
+    import tqdm.auto
+
+    monkeypatch.setenv("DLNB_HEADLESS", "0")
+    made = []
+    monkeypatch.setattr(tqdm.auto, "tqdm", lambda seq, **kw: made.append(kw) or iter(seq))
+    assert list(display.progress([1, 2], "fits")) == [1, 2]
+    assert made == [{"desc": "fits", "total": 2, "leave": True}]

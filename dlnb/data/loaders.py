@@ -53,10 +53,29 @@ class PairDataset:
         return (self.transform(x) if self.transform else x), self.y[i]
 
 
-def split_indices(n: int, valid_fraction: float, seed: int) -> tuple[np.ndarray, np.ndarray]:
-    """A seeded random split of `range(n)` into train and validation indices."""
+def split_indices(
+    n: int, valid_fraction: float, seed: int, labels: Any = None
+) -> tuple[np.ndarray, np.ndarray]:
+    """A seeded random split of `range(n)` into train and validation indices, stratified by
+    `labels` when given (every class keeps its share in both parts)."""
     if not 0.0 <= valid_fraction < 1.0:
         raise ValueError(f"valid_fraction must be in [0, 1), got {valid_fraction}.")
+    if labels is not None and valid_fraction > 0:
+        from sklearn.model_selection import train_test_split
+
+        labels = np.asarray(labels.cpu() if hasattr(labels, "cpu") else labels)
+        if len(labels) != n:
+            raise ValueError(f"{len(labels)} labels to stratify {n} rows.")
+        try:
+            train, valid = train_test_split(
+                np.arange(n), test_size=valid_fraction, random_state=seed, stratify=labels
+            )
+        except ValueError as exc:  # a class with a single example, or too few rows
+            raise ValueError(
+                f"Cannot stratify the validation split: {exc}. Use stratify=False, or a larger "
+                "valid_fraction."
+            ) from exc
+        return np.sort(train), np.sort(valid)
     order = np.random.default_rng(seed).permutation(n)
     n_valid = int(round(n * valid_fraction))
     return np.sort(order[n_valid:]), np.sort(order[:n_valid])
@@ -130,12 +149,14 @@ def make_loaders(
     device: str | torch.device | None = None,
     translate: int = 0,
     flip: bool = False,
+    stratify: bool = False,
 ) -> Loaders:
     """Loaders of every split: a seeded shuffle for train, a seeded validation split held out of it.
 
     `x` is a tensor, an array, a list (e.g. token ids of varying lengths, batched by a
     `collate_fn`) or a tuple of inputs (the model is called as `model(*x)`). The validation split
-    is `valid_fraction` of the training rows (0.1 by default), or `valid=(x, y)` of your own.
+    is `valid_fraction` of the training rows (0.1 by default; `stratify=True` keeps every class's
+    share of `y_train` in it), or `valid=(x, y)` of your own.
     Valid and test are batched in order by `eval_batch_size` (default `batch_size`).
 
     With `device` ("auto", "cuda", ...) every split is moved there once and shuffled, batched and
@@ -162,7 +183,8 @@ def make_loaders(
         raise ValueError(f"x_train has {num_rows(x_train)} rows but y_train has {len(y_train)}.")
     if valid_fraction is None:
         valid_fraction = 0.0 if valid is not None else 0.1
-    train_idx, valid_idx = split_indices(len(y_train), valid_fraction, seed)
+    strata = y_train if stratify else None
+    train_idx, valid_idx = split_indices(len(y_train), valid_fraction, seed, strata)
     resident = pick_device(device) if isinstance(device, str) else device
 
     def build(x, y, index: np.ndarray | None = None, train: bool = False):

@@ -49,7 +49,13 @@ def _new_figure(width: float, height: float):
 
 
 def _target_options(class_names: Sequence[str]) -> list[tuple[str, int]]:
-    return [("predicted class", PREDICTED)] + [(f"{i}: {n}", i) for i, n in enumerate(class_names)]
+    """Dropdown options: "predicted class", then each class ("3: cat", or "7" when it is named "7")."""
+    return [("predicted class", PREDICTED)] + [
+        (n if n == str(i) else f"{i}: {n}", i) for i, n in enumerate(class_names)
+    ]
+
+
+BUSY = "<i>computing&hellip;</i>"
 
 
 class _Explorer:
@@ -64,13 +70,26 @@ class _Explorer:
         for c in self.controls.values():
             c.observe(self._on_change, names="value")
 
+    def _inputs(self) -> list[Any]:
+        """The widgets a user can change; disabled while an update runs."""
+        return list(self.controls.values())
+
     def _on_change(self, change: dict) -> None:
         if self._quiet:
             return
+        # Busy state: the front end shows "computing..." and greyed-out controls at once (widget
+        # messages go out while the kernel computes), so clicks cannot queue stale work behind it.
+        inputs = [c for c in self._inputs() if not c.disabled]
+        for c in inputs:
+            c.disabled = True
+        self.status.value = BUSY
         try:
             self.update()
         except (ValueError, TypeError, RuntimeError) as err:  # show it where the user looks
             self.status.value = f"<span style='color: #b00'>{html.escape(str(err))}</span>"
+        finally:
+            for c in inputs:
+                c.disabled = False
 
     @property
     def state(self) -> dict[str, Any]:
@@ -112,7 +131,8 @@ class ImageAttributionExplorer(_Explorer):
     """Pick a sample, method, target class, baseline and IG steps; see the overlay and top classes.
 
     `inputs` is the model-ready batch (N, C, H, W); `images` the matching pictures to draw on
-    (N, H, W[, 3]), by default the inputs rescaled to [0, 1].
+    (N, H, W[, 3]), by default the inputs rescaled to [0, 1]. `baselines` adds named baselines
+    (a number or a tensor, e.g. `{"black": -mean / std}`), listed first and chosen by default.
     """
 
     def __init__(
@@ -127,8 +147,11 @@ class ImageAttributionExplorer(_Explorer):
         layer: str | None = None,
         n_steps: int = 32,
         top_k: int = 5,
+        baselines: dict[str, float | torch.Tensor] | None = None,
     ):
         import ipywidgets as w
+
+        self.baselines: dict[str, Any] = {**(baselines or {}), **{b: b for b in BASELINES}}
 
         if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4:
             raise ValueError("`inputs` must be a tensor batch shaped (N, C, H, W).")
@@ -156,7 +179,7 @@ class ImageAttributionExplorer(_Explorer):
             "target": w.Dropdown(
                 options=_target_options(self.class_names), value=PREDICTED, description="target"
             ),
-            "baseline": w.Dropdown(options=list(BASELINES), description="baseline"),
+            "baseline": w.Dropdown(options=list(self.baselines), description="baseline"),
             "steps": w.IntSlider(value=n_steps, min=4, max=128, step=4, description="IG steps"),
         }
         self.image = w.Image(format="png", layout=w.Layout(max_width="560px"))
@@ -185,7 +208,7 @@ class ImageAttributionExplorer(_Explorer):
                 self.inputs[s["sample"] : s["sample"] + 1],
                 None if s["target"] == PREDICTED else s["target"],
                 s["method"],
-                baseline=s["baseline"],
+                baseline=self.baselines[s["baseline"]],
                 n_steps=s["steps"],
                 layer=self.layer,
             )
@@ -262,7 +285,8 @@ class TextAttributionView(_Explorer):
             options=[(t if len(t) < 60 else t[:57] + "...", t) for t in texts],
             description="example",
         )
-        self.examples.observe(lambda ch: self.set(text=ch["new"]), names="value")
+        self.examples.observe(self._on_example, names="value")
+        self.controls["text"].observe(self._on_text, names="value")
         self.tokens = w.HTML()
         self.status = w.HTML()
         self.widget = w.VBox(
@@ -277,6 +301,18 @@ class TextAttributionView(_Explorer):
         self.result: TokenAttribution  # set by every update, the first one below
         self._watch()
         self.update()
+
+    def _inputs(self) -> list[Any]:
+        return [self.examples, *self.controls.values()]
+
+    def _on_example(self, change: dict) -> None:
+        if change["new"] is not None:
+            self.set(text=change["new"])
+
+    def _on_text(self, change: dict) -> None:
+        """Typed text that is none of the examples clears the example picker."""
+        if change["new"] != self.examples.value:
+            self.examples.value = None
 
     def update(self) -> None:
         """Recompute token attributions for the current text and target."""

@@ -1,4 +1,4 @@
-"""Tabular: tables, preprocessing, models, the fair comparison, results and fairness."""
+"""Tabular: tables (yours with `from_csv`), preprocessing, models, the fair comparison, results and fairness."""
 
 from __future__ import annotations
 
@@ -20,7 +20,9 @@ from dlnb.tabular.models import (
     build_model,
     sample_params,
 )
+from dlnb.tabular.predictor import TabularModel, fit_table, load_tabular
 from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
+from dlnb.tabular.reading import from_csv
 from dlnb.tabular.results import COLORS, NAMES, Audit, Results, scoreboard
 from dlnb.tabular.tables import (
     Table,
@@ -45,6 +47,10 @@ __all__ = [
     "table_arrays",
     "table_from_arrays",
     "load_table",
+    "from_csv",
+    "fit_table",
+    "TabularModel",
+    "load_tabular",
     "make_synthetic",
     "synthetic_table",
     "parse_adult",

@@ -27,7 +27,7 @@ from dlnb.models import count_parameters
 from dlnb.runtime import Timer, cpu_threads
 from dlnb.tabular.models import build_model, sample_params
 from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
-from dlnb.tabular.results import Results
+from dlnb.tabular.results import Results, scores
 from dlnb.tabular.tables import Table
 from dlnb.train.config import TrainConfig
 from dlnb.train.loop import resolve_device
@@ -67,28 +67,6 @@ class _Part:
 def _tensors(part: _Part, y: np.ndarray) -> tuple[tuple[torch.Tensor, ...], torch.Tensor]:
     """A part as the neural models take it: inputs `(x_num, x_cat)` and targets `y`."""
     return (torch.from_numpy(part.x_num), torch.from_numpy(part.x_cat)), torch.from_numpy(y)
-
-
-def scores(task: str, y: np.ndarray, out: np.ndarray, n_classes: int) -> dict:
-    """Test metrics from class probabilities (classification) or predictions (regression)."""
-    from sklearn.metrics import log_loss, roc_auc_score
-
-    if task == "regression":
-        return {"rmse": float(np.sqrt(np.mean((out.reshape(-1) - y) ** 2)))}
-    labels = np.arange(n_classes)
-    result = {
-        "accuracy": float(np.mean(out.argmax(1) == y)),
-        "log_loss": float(log_loss(y, np.clip(out, 1e-7, 1), labels=labels)),
-    }
-    try:
-        result["roc_auc"] = float(
-            roc_auc_score(y, out[:, 1])
-            if n_classes == 2
-            else roc_auc_score(y, out, multi_class="ovr", labels=labels)
-        )
-    except ValueError:  # a class absent from y: AUC is undefined
-        result["roc_auc"] = math.nan
-    return result
 
 
 def _valid_loss(task: str, y: np.ndarray, out: np.ndarray, n_classes: int) -> float:
@@ -278,6 +256,7 @@ def _tune(
     device: torch.device,
     seed: int,
     threads: int | None,
+    progress: bool = False,
 ) -> dict:
     """Run `budget.trials` random-search trials of model `name`; the best on validation wins."""
     rng = np.random.default_rng([seed, len(data["train"].y)])
@@ -293,6 +272,12 @@ def _tune(
             run = _run_neural(name, params, data, task, n_classes, pre, budget, device, seed)
         run["valid"] = _valid_loss(task, data["valid"].y, run["predict"](data["valid"]), n_classes)
         run["hyper"] = params
+        if progress and name != "majority":
+            print(
+                f"  {name} trial {trial + 1}/{budget.trials}: valid loss {run['valid']:.4f}, "
+                f"{run['epochs']} epochs/rounds, {run['seconds']:.1f}s",
+                flush=True,
+            )
         if best is None or run["valid"] < best["valid"]:
             best = run
     assert best is not None, "compare checks that Budget.trials >= 1"
@@ -310,7 +295,7 @@ def compare(
     scaling: str = "quantile",
     valid_fraction: float = 0.15,
     test_fraction: float = 0.2,
-    threads: int | None = None,
+    threads: int | None = 1,
     progress: bool = True,
 ) -> Results:
     """Tune and test every model on `table` under the same splits, seeds and budget, on the
@@ -318,8 +303,16 @@ def compare(
 
     `overrides` fixes hyperparameters of a model in every trial, e.g. a small FT-Transformer on a
     CPU: `{"ft_transformer": {"d_token": 32, "n_blocks": 1}}`. `threads` caps the CPU threads of
-    torch and XGBoost during the comparison (small models on a busy CPU run faster on one).
+    torch and XGBoost during the comparison: 1 by default (benchmarks/tabular_threads.py measured
+    an FT-Transformer step slower with more threads on a small shared CPU), None for no cap.
+    `progress` prints every model's result and, with several trials, every trial's.
     """
+    if not isinstance(table, Table):
+        raise TypeError(
+            f"compare takes a Table, not {type(table).__name__}: read a CSV/TSV file or a "
+            "DataFrame with dlnb.tabular.from_csv(path_or_df, target=...) (or table_from_frame), "
+            "a registered dataset with load_table(name)."
+        )
     overrides = overrides or {}
     unknown = [m for m in models if m not in MODELS]
     if unknown:
@@ -350,6 +343,7 @@ def compare(
                         dev,
                         seed,
                         threads,
+                        progress,
                     )
                     tune_seconds = time.perf_counter() - start
                     test = data["test"]

@@ -1,13 +1,15 @@
 """The results of `dlnb.tabular.comparison.compare`: a DataFrame that summarises and plots itself.
 
 `Results.frame` has one row per (model, seed, training-set size). `summary()` gives mean and
-standard deviation over seeds, `table()` the same as readable "mean ± std" strings, `plot()` the
+sample standard deviation (ddof=1) over seeds, with their count, `table()` the same as readable
+"mean ± std" strings, `report()` one run's classification report, `plot()` the
 score against training-set size and the cost against the score, and `describe()` writes what the
 numbers say in sentences computed from them.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
@@ -15,6 +17,7 @@ import numpy as np
 import pandas as pd
 
 from dlnb.plots import axes
+from dlnb.train.report import Report, report_from_probs
 
 if TYPE_CHECKING:
     from dlnb.tabular.tables import Table
@@ -36,6 +39,28 @@ COLORS = {
 }
 METRICS = ("accuracy", "roc_auc", "rmse")
 COSTS = ("train_seconds", "tune_seconds", "infer_ms_per_1k", "params", "trees", "leaves")
+
+
+def scores(task: str, y: np.ndarray, out: np.ndarray, n_classes: int) -> dict:
+    """Test metrics from class probabilities (classification) or predictions (regression)."""
+    from sklearn.metrics import log_loss, roc_auc_score
+
+    if task == "regression":
+        return {"rmse": float(np.sqrt(np.mean((out.reshape(-1) - y) ** 2)))}
+    labels = np.arange(n_classes)
+    result = {
+        "accuracy": float(np.mean(out.argmax(1) == y)),
+        "log_loss": float(log_loss(y, np.clip(out, 1e-7, 1), labels=labels)),
+    }
+    try:
+        result["roc_auc"] = float(
+            roc_auc_score(y, out[:, 1])
+            if n_classes == 2
+            else roc_auc_score(y, out, multi_class="ovr", labels=labels)
+        )
+    except ValueError:  # a class absent from y: AUC is undefined
+        result["roc_auc"] = math.nan
+    return result
 
 
 @dataclass
@@ -81,10 +106,11 @@ class Results:
         return self.metric != "rmse"
 
     def summary(self) -> pd.DataFrame:
-        """Mean and std over seeds of every metric and cost, per model and training-set size."""
+        """Mean and sample std (ddof=1; NaN for one seed) over the `seeds` of every metric and cost,
+        per model and training-set size."""
         cols = [c for c in (*METRICS, *COSTS, "epochs") if c in self.frame]
         g = self.frame.groupby(["model", "n_train"], sort=False)[cols]
-        out = g.mean().add_suffix("_mean").join(g.std(ddof=0).add_suffix("_std"))
+        out = g.mean().add_suffix("_mean").join(g.std(ddof=1).add_suffix("_std"))
         out["seeds"] = g.size()
         return out.reset_index()
 
@@ -100,10 +126,11 @@ class Results:
         return f.pivot(index="seed", columns="model", values=self.metric)
 
     def table(self) -> pd.DataFrame:
-        """The largest-size summary as readable text: metrics as "mean ± std", costs, size."""
+        """The largest-size summary as readable text: metrics as "mean ± sample std" over the
+        number of `seeds`, costs, size."""
         rows = []
         for _, r in self.largest().iterrows():
-            row = {"model": NAMES.get(r["model"], r["model"])}
+            row = {"model": NAMES.get(r["model"], r["model"]), "seeds": int(r["seeds"])}
             for m in METRICS:
                 if f"{m}_mean" in r and not np.isnan(r[f"{m}_mean"]):
                     row[m] = f"{r[f'{m}_mean']:.4f} ± {r[f'{m}_std']:.4f}"
@@ -238,6 +265,18 @@ class Results:
         )
         return Audit(model, attribute, before, after, thresholds)
 
+    def report(self, model: str, seed: int | None = None, n_train: int | None = None) -> Report:
+        """The classification report (scikit-learn) of one run's test predictions."""
+        table = self.source
+        if table is None or table.task == "regression":
+            raise ValueError("A classification report needs the results of a classification table.")
+        seed = int(self.frame["seed"].min() if seed is None else seed)
+        n_train = int(self.frame["n_train"].max() if n_train is None else n_train)
+        run = self.predictions.get((model, seed, n_train))
+        if run is None:
+            raise KeyError(f"No run {(model, seed, n_train)}; runs: {sorted(self.predictions)}.")
+        return report_from_probs(table.y[run["test_rows"]], run["test"], table.classes or None)
+
     def describe(self) -> str:
         """What this run's numbers say about "boosting wins on moderate tables", in sentences."""
         m, sign, name = self.metric, (1 if self.higher_is_better else -1), NAMES.get
@@ -249,7 +288,7 @@ class Results:
         parts = [
             f"With {int(self.frame['n_train'].max()):,} training rows, the best mean test {m} "
             f"came from {name(best, best)} ({top.loc[best, f'{m}_mean']:.4f} ± "
-            f"{top.loc[best, f'{m}_std']:.4f} over {int(top.loc[best, 'seeds'])} seeds)."
+            f"{top.loc[best, f'{m}_std']:.4f}, sample std over {int(top.loc[best, 'seeds'])} seeds)."
         ]
         deep = top.drop(index="xgboost", errors="ignore")
         if "xgboost" in top.index and not deep.empty:

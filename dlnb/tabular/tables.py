@@ -182,9 +182,15 @@ def table_from_arrays(arrays: Arrays, name: str = "table") -> Table:
 
 
 def load_table(name: str) -> Table:
-    """Load a registered tabular dataset as a `Table`."""
-    from dlnb.data.registry import load
+    """Load a registered tabular dataset as a `Table` (a file of your own: `from_csv`)."""
+    from dlnb.data.registry import load, names
 
+    if not isinstance(name, str) or name not in names():
+        raise ValueError(
+            f"load_table loads a registered dataset by name, and {name!r} is not one "
+            f"({', '.join(names())}). For a CSV/TSV file or a DataFrame of your own, use "
+            "dlnb.tabular.from_csv(path_or_df, target=...)."
+        )
     return table_from_arrays(load(name), name)
 
 

@@ -83,12 +83,14 @@ def load_classifier(
     pretrained: bool = True,
     seed: int = 0,
     dtype: torch.dtype | None = None,
+    head_note: bool = True,
 ):
     """`AutoModelForSequenceClassification` of `checkpoint`: pretrained weights or a random init.
 
     Pretrained: the encoder's weights load and the classification head is new (said once per
-    session). `pretrained=False` builds the same architecture from its config with weights drawn
-    from `seed`: the from-scratch baseline.
+    session; `head_note=False` for a caller that replaces the head itself, e.g. a linear probe).
+    `pretrained=False` builds the same architecture from its config with weights drawn from
+    `seed`: the from-scratch baseline.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
     from transformers.utils import logging as hf_logging
@@ -125,7 +127,7 @@ def load_classifier(
             "checkpoint for this architecture?",
             stacklevel=2,
         )
-    elif new and not _head_note_shown:
+    elif new and head_note and not _head_note_shown:
         _head_note_shown = True
         warnings.warn(
             f"{checkpoint}: the classification head ({', '.join(new)}) is newly "

@@ -34,6 +34,8 @@ from dlnb.train.measure import (
 from dlnb.train.memory import find_batch_size, is_out_of_memory
 from dlnb.train.precision import autocast, autocast_dtype
 from dlnb.train.profile import StepProfile, profile_steps
+from dlnb.train.report import Report, class_weights, classification_report, report_from_probs
+from dlnb.train.saving import load_model_files, load_weights_into, save_model
 from dlnb.train.step import (
     call_model,
     compute_loss,
@@ -84,6 +86,13 @@ __all__ = [
     "summarise_speedups",
     "describe_speedups",
     "plot_speedups",
+    "Report",
+    "classification_report",
+    "report_from_probs",
+    "class_weights",
+    "save_model",
+    "load_model_files",
+    "load_weights_into",
     "StepProfile",
     "profile_steps",
     "distributed",

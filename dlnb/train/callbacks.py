@@ -114,7 +114,12 @@ def _format(metrics: dict) -> str:
 
 
 class ProgressBar(Callback):
-    """A tqdm bar per epoch in a live notebook or terminal; one line per epoch when headless."""
+    """One tqdm bar per fit, reset each epoch, in a live notebook or terminal; a line per epoch.
+
+    The bar is never closed with `leave=False`: in a notebook that destroys the widget's model but
+    keeps its output, so a reloaded page shows "Error displaying widget: model not found". The one
+    bar is kept (`leave=True`) and finished at the end of the fit.
+    """
 
     def __init__(self):
         self.bar = None
@@ -122,13 +127,14 @@ class ProgressBar(Callback):
     def on_epoch_start(self, state) -> None:
         if (is_headless() and in_notebook()) or not (in_notebook() or sys.stderr.isatty()):
             return
-        from tqdm.auto import tqdm
+        desc = f"epoch {state.epoch}/{state.config.epochs}"
+        if self.bar is None:
+            from tqdm.auto import tqdm
 
-        self.bar = tqdm(
-            total=state.batches_per_epoch,
-            desc=f"epoch {state.epoch}/{state.config.epochs}",
-            leave=False,
-        )
+            self.bar = tqdm(total=state.batches_per_epoch, desc=desc, leave=True)
+        else:
+            self.bar.reset(total=state.batches_per_epoch)
+            self.bar.set_description(desc, refresh=False)
 
     def on_batch_end(self, state) -> None:
         if self.bar is not None:
@@ -138,13 +144,15 @@ class ProgressBar(Callback):
 
     def on_epoch_end(self, state) -> None:
         if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+            self.bar.refresh()
         print(
             f"epoch {state.epoch}/{state.config.epochs}  {_format(state.epoch_metrics)}", flush=True
         )
 
     def on_fit_end(self, state) -> None:
+        if self.bar is not None:
+            self.bar.close()  # leave=True: the finished bar (and its widget model) stays
+            self.bar = None
         if state.stop_reason:
             print(state.stop_reason, flush=True)
 
@@ -158,7 +166,7 @@ class LivePlot(Callback):
     def _figure(self, state):
         import matplotlib.pyplot as plt
 
-        fig, _ = state.history.plot()
+        fig, _ = state.history.plot(epochs=state.config.epochs)
         plt.close(fig)
         return fig
 

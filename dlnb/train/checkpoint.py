@@ -17,7 +17,16 @@ from dlnb.runtime import atomic_write
 
 #: Config fields a resume may change: where and how visibly it runs, not what it computes.
 RESUME_MAY_CHANGE = frozenset(
-    {"checkpoint_dir", "resume", "progress", "live_plot", "device", "compile", "channels_last"}
+    {
+        "checkpoint_dir",
+        "resume",
+        "keep_optimizer",
+        "progress",
+        "live_plot",
+        "device",
+        "compile",
+        "channels_last",
+    }
 )
 #: How many examples, spread over the data set, the fingerprint hashes.
 FINGERPRINT_SAMPLES = 16
@@ -155,12 +164,14 @@ def check_resumable(ckpt: dict, config, fingerprint: dict, path: str | Path) -> 
         )
 
 
-def checkpoint_payload(state, callbacks: Sequence, fingerprint: dict | None = None) -> dict:
-    """Everything a `TrainState` needs to continue: weights, optimizer, schedule, history, and the
-    data `fingerprint` it was trained on."""
+def checkpoint_payload(
+    state, callbacks: Sequence, fingerprint: dict | None = None, optimizer: bool = True
+) -> dict:
+    """Everything a `TrainState` needs to continue: weights, optimizer (unless `optimizer=False`,
+    e.g. once training ended), schedule, history, and the data `fingerprint` it was trained on."""
     return {
         "model": unwrap_model(state.model).state_dict(),
-        "optimizer": state.optimizer.state_dict(),
+        "optimizer": state.optimizer.state_dict() if optimizer else None,
         "scheduler": state.scheduler.state_dict() if state.scheduler else None,
         "scaler": state.scaler.state_dict() if state.scaler else None,
         "epoch": state.epoch,
@@ -177,7 +188,14 @@ def checkpoint_payload(state, callbacks: Sequence, fingerprint: dict | None = No
 def restore(state, ckpt: dict, callbacks: Sequence) -> None:
     """Put a checkpoint's contents back into `state` (and its callbacks)."""
     unwrap_model(state.model).load_state_dict(ckpt["model"])
-    state.optimizer.load_state_dict(ckpt["optimizer"])
+    if ckpt.get("optimizer") is not None:
+        state.optimizer.load_state_dict(ckpt["optimizer"])
+    elif ckpt["epoch"] < state.config.epochs and not ckpt.get("stop", False):
+        print(
+            "The checkpoint has no optimizer state (it was dropped when that run ended; "
+            "TrainConfig(keep_optimizer=True) keeps it): training goes on with a fresh optimizer.",
+            flush=True,
+        )
     if state.scheduler and ckpt.get("scheduler"):
         state.scheduler.load_state_dict(ckpt["scheduler"])
     if state.scaler and ckpt.get("scaler"):

@@ -40,6 +40,7 @@ class TrainConfig:
     scheduler: str | None = None  # None | "onecycle" | "cosine"
     loss: str = "cross_entropy"  # "cross_entropy" | "mse" | "bce"
     label_smoothing: float = 0.0
+    class_weight: str | list[float] | None = None  # None | "balanced" | one weight per class
     grad_clip: float | None = None
     grad_accum: int = 1
     amp: str = "auto"  # "auto" (bf16/fp16 on CUDA, off elsewhere) | "off" | "bf16" | "fp16" (CUDA)
@@ -50,6 +51,7 @@ class TrainConfig:
     deterministic: bool = False
     checkpoint_dir: str | None = None
     resume: bool = True
+    keep_optimizer: bool = False  # keep the optimizer state in the final checkpoint (to extend it)
     progress: bool = True
     live_plot: bool = False
     max_steps_per_epoch: int | None = None
@@ -72,6 +74,14 @@ class TrainConfig:
         if not 0.0 <= self.label_smoothing < 1.0:
             raise ValueError(
                 f"TrainConfig.label_smoothing must be in [0, 1), got {self.label_smoothing}."
+            )
+        if self.class_weight is not None and (
+            self.loss == "mse"
+            or (isinstance(self.class_weight, str) and self.class_weight != "balanced")
+        ):
+            raise ValueError(
+                f"TrainConfig.class_weight={self.class_weight!r} needs a classification loss and "
+                "'balanced' or a list of one weight per class."
             )
         if self.grad_clip is not None and not self.grad_clip > 0:
             raise ValueError(
@@ -107,6 +117,7 @@ class TrainState:
     stop: bool = False
     stop_reason: str = ""
     epoch_metrics: dict = field(default_factory=dict)
+    loss_weight: torch.Tensor | None = None  # per-class weights of the training loss
 
     @property
     def steps_per_epoch(self) -> int:

@@ -42,9 +42,14 @@ class History:
 
         return pd.DataFrame(self.records).set_index("epoch") if self.records else pd.DataFrame()
 
-    def plot(self, ax=None, title: str | None = None):
-        """Loss curves (and the accuracy or RMSE curve beside them); returns (fig, ax)."""
+    def plot(self, ax=None, title: str | None = None, epochs: int | None = None):
+        """Loss curves (and the accuracy or RMSE curve beside them); returns (fig, ax).
+
+        The epoch axis has integer ticks and, with `epochs`, spans the whole run from the start
+        (a live plot after one epoch is one point on the full axis, not on a 0.96-1.04 one).
+        """
         import matplotlib.pyplot as plt
+        from matplotlib.ticker import MaxNLocator
 
         metric = next(
             (
@@ -61,17 +66,21 @@ class History:
             axes = grid[0]
         else:
             fig, axes = ax.figure, [ax]
-        epochs = self["epoch"]
+        done = self["epoch"]
         for split in ("train", "valid"):
             if f"{split}_loss" in self.keys():
-                axes[0].plot(epochs, self[f"{split}_loss"], marker="o", label=split)
+                axes[0].plot(done, self[f"{split}_loss"], marker="o", label=split)
         axes[0].set(xlabel="epoch", ylabel="loss", title=title or "loss")
         axes[0].legend()
         if metric and len(axes) > 1:
             for split in ("train", "valid"):
                 if f"{split}_{metric}" in self.keys():
-                    axes[1].plot(epochs, self[f"{split}_{metric}"], marker="o", label=split)
+                    axes[1].plot(done, self[f"{split}_{metric}"], marker="o", label=split)
             axes[1].set(xlabel="epoch", ylabel=metric, title=metric)
             axes[1].legend()
+        last = max(epochs or 0, max(done, default=1), 2)
+        for a in axes:
+            a.xaxis.set_major_locator(MaxNLocator(integer=True))
+            a.set_xlim(0.75, last + 0.25)
         fig.tight_layout()
         return fig, (axes if len(axes) > 1 else axes[0])

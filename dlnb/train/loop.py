@@ -45,6 +45,7 @@ from dlnb.train.config import (
 )
 from dlnb.train.history import History
 from dlnb.train.precision import autocast, autocast_dtype
+from dlnb.train.report import class_weights, loader_labels
 from dlnb.train.step import (
     ExplosionGuard,
     LossExplodedError,
@@ -147,6 +148,9 @@ def fit(
         batches_per_epoch=batches_per_epoch(train_loader, config),
     )
     state.scheduler = make_scheduler(optimizer, config, state.steps_per_epoch)
+    if config.class_weight is not None:
+        labels = loader_labels(train_loader)
+        state.loss_weight = class_weights(config.class_weight, labels).to(device)
     ckpt_path = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
     fingerprint = data_fingerprint(loaders) if ckpt_path is not None else None
     if ckpt_path is not None and dist.is_main_process():
@@ -204,7 +208,9 @@ def fit(
             state.stop = dist.all_reduce_sum({"stop": float(state.stop)})["stop"] > 0
         if ckpt_path is not None:
             if dist.is_main_process():
-                save_checkpoint(ckpt_path, checkpoint_payload(state, callbacks, fingerprint))
+                final = state.stop or state.epoch >= config.epochs  # no optimizer once it ended
+                keep = config.keep_optimizer or not final
+                save_checkpoint(ckpt_path, checkpoint_payload(state, callbacks, fingerprint, keep))
             dist.barrier()
     for cb in callbacks:
         cb.on_fit_end(state)
@@ -274,7 +280,9 @@ def _train_epoch(
         with no_sync() if i + 1 < group_end else contextlib.nullcontext():
             with autocast(device, amp_dtype):
                 logits = call_model(model, x)
-                loss = compute_loss(logits, y, config.loss, config.label_smoothing)
+                loss = compute_loss(
+                    logits, y, config.loss, config.label_smoothing, state.loss_weight
+                )
             scaled = loss / group_size if group_size > 1 else loss
             (state.scaler.scale(scaled) if state.scaler else scaled).backward()
         if i + 1 == group_end:
@@ -356,8 +364,11 @@ def evaluate(
 
 
 @torch.no_grad()
-def predict(model: nn.Module, loader, device: torch.device | None = None):
-    """Logits and targets of `model` over `loader` (on `device`, else the model's), as numpy arrays."""
+def predict(model: nn.Module, loader, device: torch.device | TrainConfig | None = None):
+    """Logits and targets of `model` over `loader` (on `device`, a config's device, else the
+    model's), as numpy arrays."""
+    if isinstance(device, TrainConfig):  # predict(model, loader, config), like evaluate
+        device = resolve_device(device)
     device = device or model_device(model)
     outputs, targets = [], []
     with eval_mode(model):

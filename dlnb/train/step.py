@@ -92,16 +92,23 @@ def call_model(model: nn.Module, x) -> torch.Tensor:
 
 
 def compute_loss(
-    logits: torch.Tensor, y: torch.Tensor, loss: str, label_smoothing: float = 0.0
+    logits: torch.Tensor,
+    y: torch.Tensor,
+    loss: str,
+    label_smoothing: float = 0.0,
+    weight: torch.Tensor | None = None,
 ) -> torch.Tensor:
-    """The loss named `loss` between model outputs and targets, with a clear shape error."""
+    """The loss named `loss` between model outputs and targets (per-class `weight`s, classification),
+    with a clear shape error."""
     if loss == "cross_entropy":
         if logits.ndim != 2 or y.ndim != 1 or len(logits) != len(y):
             raise ValueError(
                 f"cross_entropy needs logits (batch, classes) and integer targets (batch,); got "
                 f"{tuple(logits.shape)} and {tuple(y.shape)}."
             )
-        return F.cross_entropy(logits.float(), y.long(), label_smoothing=label_smoothing)
+        return F.cross_entropy(
+            logits.float(), y.long(), weight=weight, label_smoothing=label_smoothing
+        )
     out = logits.float().reshape(y.shape) if logits.numel() == y.numel() else None
     if out is None:
         raise ValueError(
@@ -109,7 +116,8 @@ def compute_loss(
         )
     if loss == "mse":
         return F.mse_loss(out, y.float())
-    return F.binary_cross_entropy_with_logits(out, y.float())
+    per_example = None if weight is None else weight[y.long()]
+    return F.binary_cross_entropy_with_logits(out, y.float(), weight=per_example)
 
 
 def count_correct(logits: torch.Tensor, y: torch.Tensor, loss: str) -> torch.Tensor:

@@ -1,4 +1,5 @@
-"""Vision: MNIST, digits and CIFAR-10, augmentation, pretrained networks, transfer learning experiments."""
+"""Vision: MNIST, digits and CIFAR-10, your own image folders (`from_folder`), augmentation,
+pretrained networks, transfer learning experiments."""
 
 from __future__ import annotations
 
@@ -40,6 +41,13 @@ from dlnb.vision.finetune import (
     trainable_stages,
     unfreeze,
 )
+from dlnb.vision.folder import (
+    ImageClassifier,
+    ImageFolder,
+    from_folder,
+    image_inputs,
+    load_image_classifier,
+)
 from dlnb.vision.overfit import (
     CleanTrainAccuracy,
     Regime,
@@ -77,6 +85,11 @@ from dlnb.vision.transfer import (
 )
 
 __all__ = [
+    "ImageFolder",
+    "ImageClassifier",
+    "from_folder",
+    "image_inputs",
+    "load_image_classifier",
     "BASELINES",
     "METHODS",
     "PRETRAINED",

@@ -140,16 +140,18 @@ def overfit_experiment(
     data: SmallData | None = None,
     config: TrainConfig = LONG_SCHEDULE,
     log: Callable[[str], None] | None = print,
+    progress: bool = False,
 ) -> pd.DataFrame:
     """Every regime on `per_class` training digits of each class, for every seed: a row per run.
 
     Columns: method (the regime's name), per_class, n_train, seed, seconds, train_accuracy (clean),
-    valid_accuracy, test_accuracy and history. `config` sets the schedule and the device.
+    valid_accuracy, test_accuracy and history. `config` sets the schedule and the device;
+    `progress=True` shows a bar over the runs in a live notebook.
     """
     data = data or small_mnist()
     methods = {name: regime_method(data, regime, config) for name, regime in regimes.items()}
     return data_efficiency(
-        methods, data.pool_labels, [per_class], seeds, keep=("history",), log=log
+        methods, data.pool_labels, [per_class], seeds, keep=("history",), log=log, progress=progress
     )
 
 

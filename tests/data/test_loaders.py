@@ -153,3 +153,22 @@ def test_per_class_subset_is_balanced_seeded_and_nested():
         data.per_class_subset(labels, 30)
     with pytest.raises(ValueError, match="positive integer"):
         data.per_class_subset(labels, "5")
+
+
+def test_a_stratified_validation_split_keeps_every_class_share():
+    y = torch.tensor([1] * 10 + [0] * 90)
+    for seed in range(5):
+        loaders = data.make_loaders(
+            torch.randn(100, 2), y, valid_fraction=0.2, stratify=True, seed=seed
+        )
+        held = torch.cat([b[1] for b in loaders.valid])
+        assert len(held) == 20 and int(held.sum()) == 2  # 10 % of the validation rows, every seed
+    plain = [
+        int(
+            torch.cat([b[1] for b in data.make_loaders(torch.randn(100, 2), y, seed=s).valid]).sum()
+        )
+        for s in range(8)
+    ]
+    assert len(set(plain)) > 1  # unstratified, the share varies with the seed
+    with pytest.raises(ValueError, match="Cannot stratify"):
+        data.split_indices(4, 0.5, 0, labels=[0, 0, 0, 1])

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from dlnb.interpret.widgets import PREDICTED, ImageAttributionExplorer, TextAttributionView
+from dlnb.interpret.widgets import BUSY, PREDICTED, ImageAttributionExplorer, TextAttributionView
 from tests.assets import tiny_models
 
 
@@ -49,6 +49,44 @@ def test_changing_a_control_updates_the_output(explorer):
     blur = explorer.result
     explorer.set(baseline="uniform")
     assert not np.allclose(blur.values, explorer.result.values)
+
+
+def test_a_change_shows_a_busy_state_and_disables_the_controls_while_it_computes(explorer):
+    # Issue 16 item 2: for seconds after a change the old picture and status stayed, with no sign
+    # of work, and further clicks queued behind it.
+    explorer.set(sample=0, method="saliency", target=PREDICTED)
+    seen = []
+    real_update = explorer.update
+
+    def spy() -> None:
+        seen.append((explorer.status.value, [c.disabled for c in explorer.controls.values()]))
+        real_update()
+
+    explorer.update = spy
+    try:
+        explorer.controls["method"].value = "gradcam"  # what a click in the front end does
+    finally:
+        del explorer.update
+    assert "computing" in BUSY and seen == [(BUSY, [True] * len(explorer.controls))]
+    assert not any(c.disabled for c in explorer.controls.values())
+    assert explorer.status.value.startswith("gradcam in")
+
+
+def test_named_baselines_come_first_and_digit_targets_read_once():
+    # Issue 16 item 7: the digit explorer lacked the black baseline; its targets read "7: 7".
+    model = tiny_models.PatchCNN()
+    x, _, _ = tiny_models.patch_images(2)
+    ex = ImageAttributionExplorer(
+        model, x, class_names=["0", "patch"], baselines={"black": -1.0}, n_steps=8
+    )
+    assert ex.controls["baseline"].options == ("black", "zero", "blur", "uniform")
+    assert ex.state["baseline"] == "black"
+    labels = [label for label, _ in ex.controls["target"].options]
+    assert labels == ["predicted class", "0", "1: patch"]
+    ex.set(method="integrated_gradients")
+    black = ex.result.values
+    ex.set(baseline="zero")
+    assert not np.allclose(black, ex.result.values)
 
 
 def test_set_rejects_unknown_controls(explorer):
@@ -104,6 +142,7 @@ def test_text_view(monkeypatch):
     assert view.state["text"] == texts[1]
     assert "boring" in view.tokens.value and "predicted <b>negative</b>" in view.status.value
     view.controls["text"].value = "a <b>superb</b> film"
+    assert view.examples.value is None, "typing your own text clears the example picker"
     assert "&lt;" in view.tokens.value and "<b>" not in view.tokens.value  # tokens are escaped
     view.set(target=0)
     assert view.result.target == 0 and "explaining <b>negative</b>" in view.status.value

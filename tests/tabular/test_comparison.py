@@ -83,7 +83,7 @@ def test_every_model_learns_and_results_report_costs():
     acc = f[f["model"] == "xgboost"]["accuracy"]
     row = s[s["model"] == "xgboost"].iloc[0]
     assert row["accuracy_mean"] == pytest.approx(acc.mean())
-    assert row["accuracy_std"] == pytest.approx(acc.std(ddof=0))
+    assert row["accuracy_std"] == pytest.approx(acc.std(ddof=1))  # sample std over the seeds
     assert "±" in results.table().iloc[0]["accuracy"]
     assert (
         results.plot().axes
@@ -150,3 +150,25 @@ def test_compare_rejects_unknown_models_and_empty_budgets():
         compare(table, models=("catboost",))
     with pytest.raises(ValueError, match="trials"):
         compare(table, budget=Budget(trials=0))
+
+
+def test_every_trial_reports_progress_the_default_is_one_thread_and_a_report_per_run(
+    monkeypatch, capsys
+):
+    threads = []
+    real_fit = loop.fit
+    monkeypatch.setattr(
+        loop, "fit", lambda *a, **k: threads.append(torch.get_num_threads()) or real_fit(*a, **k)
+    )
+    train = TrainConfig(epochs=2, device="cpu", progress=False)
+    results = compare(
+        synthetic_table(300), models=("mlp",), seeds=(0,), budget=Budget(trials=2, train=train)
+    )
+    out = capsys.readouterr().out
+    assert "mlp trial 1/2: valid loss" in out and "mlp trial 2/2" in out
+    assert threads == [1, 1]  # benchmarks/tabular_threads.py: one thread is faster on small CPUs
+    report = results.report("mlp")
+    assert report.summary["accuracy"] == pytest.approx(results.frame.iloc[-1]["accuracy"])
+    assert list(report.per_class.index) == ["0", "1"] and "roc_auc" in report.summary
+    with pytest.raises(KeyError, match="No run"):
+        results.report("xgboost")

@@ -96,8 +96,10 @@ def test_summary_averages_over_seeds_and_the_table_reads_the_largest_size():
     s = results.summary()
     assert list(s["model"]) == ["majority", "majority", "xgboost", "xgboost", "mlp", "mlp"]
     row = s[(s["model"] == "mlp") & (s["n_train"] == 1000)].iloc[0]
-    assert row["accuracy_mean"] == pytest.approx(0.9) and row["accuracy_std"] == pytest.approx(0.01)
-    assert row["train_seconds_mean"] == 1.5 and row["train_seconds_std"] == 0.5
+    # sample std (ddof=1) over the 2 seeds: sqrt(2) x the population std
+    assert row["accuracy_mean"] == pytest.approx(0.9)
+    assert row["accuracy_std"] == pytest.approx(0.01 * 2**0.5)
+    assert row["train_seconds_mean"] == 1.5 and row["train_seconds_std"] == pytest.approx(0.5**0.5)
     assert (s["seeds"] == 2).all()
     largest = results.largest()
     assert list(largest["model"]) == ["mlp", "xgboost", "majority"] and set(largest["n_train"]) == {
@@ -105,7 +107,8 @@ def test_summary_averages_over_seeds_and_the_table_reads_the_largest_size():
     }
     table = results.table()
     assert list(table.index) == ["MLP (one-hot)", "XGBoost", "majority class"]
-    assert table.loc["MLP (one-hot)", "accuracy"] == "0.9000 ± 0.0100"
+    assert table.loc["MLP (one-hot)", "accuracy"] == "0.9000 ± 0.0141"
+    assert (table["seeds"] == 2).all()  # the count behind every mean and std
     assert table.loc["XGBoost", "size"] == "10 trees, 80 leaves"
     assert table.loc["MLP (one-hot)", "size"] == "12,345 parameters"
     assert table.loc["XGBoost", "train s"] == "1.50" and table.loc["XGBoost", "tuning s"] == "4.5"

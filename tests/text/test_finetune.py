@@ -168,6 +168,7 @@ def test_minilm_loads_offline_with_a_new_head_said_once():
     text._head_note_shown = False
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
+        text.load_classifier("minilm", num_labels=2, head_note=False)  # a probe replaces the head
         model = text.load_classifier("minilm", num_labels=2)
         text.load_classifier("minilm", num_labels=2)
     notes = [str(w.message) for w in caught if "newly initialised" in str(w.message)]

@@ -216,18 +216,52 @@ def test_progress_prints_one_line_per_epoch_when_headless(capsys):
     assert lines[1].startswith("epoch 2/2") and lines[2] == "enough"
 
 
-def test_progress_bar_counts_the_batches_the_epoch_runs(monkeypatch):
+def test_progress_bar_is_one_bar_per_fit_reset_each_epoch_and_never_destroyed(monkeypatch):
+    # Issue 16 item 1: leave=False bars destroyed their widget model, so a reloaded page showed
+    # "Error displaying widget: model not found" for every finished epoch.
     import tqdm.auto
 
     from dlnb.train import callbacks
 
-    bars = []
+    class Bar:
+        def __init__(self, **kwargs):
+            self.kwargs, self.calls, self.n = kwargs, [], 0
+            bars.append(self)
+
+        def reset(self, total=None):
+            self.calls.append(("reset", total))
+            self.n = 0
+
+        def set_description(self, desc, refresh=True):
+            self.calls.append(("desc", desc))
+
+        def update(self, k):
+            self.n += k
+
+        def set_postfix(self, **kwargs):
+            pass
+
+        def refresh(self):
+            pass
+
+        def close(self):
+            self.calls.append(("close", self.n))
+
+    bars: list[Bar] = []
     monkeypatch.setattr(callbacks, "in_notebook", lambda: True)
     monkeypatch.setattr(callbacks, "is_headless", lambda: False)
-    monkeypatch.setattr(tqdm.auto, "tqdm", lambda **kwargs: bars.append(kwargs))
-    state = SimpleNamespace(epoch=1, config=SimpleNamespace(epochs=2), batches_per_epoch=4)
-    ProgressBar().on_epoch_start(state)
-    assert bars == [{"total": 4, "desc": "epoch 1/2", "leave": False}]
+    monkeypatch.setattr(tqdm.auto, "tqdm", Bar)
+    config = TrainConfig(epochs=3, device="cpu", progress=True)
+    fit(tiny_model(), SimpleNamespace(train=batches()), config)
+    (bar,) = bars  # one bar for the whole fit
+    assert bar.kwargs == {"total": 3, "desc": "epoch 1/3", "leave": True}
+    assert bar.calls == [
+        ("reset", 3),
+        ("desc", "epoch 2/3"),
+        ("reset", 3),
+        ("desc", "epoch 3/3"),
+        ("close", 3),  # closed once, full, with leave=True: the widget stays
+    ]
 
 
 class Handle:

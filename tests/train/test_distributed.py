@@ -174,8 +174,9 @@ WORKER = textwrap.dedent("""
             model.load_state_dict(data["init"])
             loaders = Loaders(DataLoader(TensorDataset(data["x"], data["y"]), batch_size=4),
                               DataLoader(TensorDataset(data["xv"], data["yv"]), batch_size=4))
-            config = TrainConfig(epochs=epochs, grad_accum=2, device="cpu",
-                                 progress=False, checkpoint_dir=str(out / "ckpt"))
+            # keep_optimizer: the second launch extends a finished run, so it needs Adam's state
+            config = TrainConfig(epochs=epochs, grad_accum=2, device="cpu", progress=False,
+                                 checkpoint_dir=str(out / "ckpt"), keep_optimizer=True)
             return model, train.fit(model, loaders, config)
 
         model, _ = run(2)

@@ -92,3 +92,13 @@ def test_plot_of_a_regression_shows_rmse_and_of_losses_only_one_panel():
     assert axes[1].get_ylabel() == "rmse" and len(axes[1].lines) == 1
     _, ax = History([{"epoch": 1, "train_loss": 1.0}]).plot()
     assert ax.get_ylabel() == "loss" and len(ax.lines) == 1
+
+
+def test_plot_after_one_epoch_spans_the_whole_run_with_integer_ticks():
+    # Issue 16 item 3: the live plot began as a lone point on a 0.96-1.04 axis with ticks 1.25, 1.5.
+    _, axes = History([{"epoch": 1, "train_loss": 1.0, "train_accuracy": 0.5}]).plot(epochs=6)
+    for ax in axes:
+        lo, hi = ax.get_xlim()
+        assert lo < 1 and hi > 6 and hi - lo < 6
+        ticks = [t for t in ax.get_xticks() if lo <= t <= hi]
+        assert ticks and all(float(t).is_integer() for t in ticks)

@@ -596,3 +596,61 @@ def test_resuming_another_run_is_refused_and_orphans_are_removed(loaders, tmp_pa
     assert ran.epochs == []  # the same run, shown differently: resumed (here: already finished)
     fit(small_model(), loaders, TrainConfig(**{**config.to_dict(), "epochs": 3}), [ran])
     assert ran.epochs == [3]  # without a schedule over the whole run, a run may be extended
+
+
+# --- issue 17: class weights, optimizer state only while training needs it ----------------------
+
+
+def _imbalanced(n: int = 1200, seed: int = 0):
+    """Two overlapping classes, 10 % of them the minority (class 1)."""
+    g = torch.Generator().manual_seed(seed)
+    y = (torch.rand(n, generator=g) < 0.1).long()
+    return torch.randn(n, 2, generator=g) + 1.2 * y[:, None], y
+
+
+def _minority_recall(class_weight) -> float:
+    x, y = _imbalanced()
+    data = make_loaders(x[:800], y[:800], x[800:], y[800:], batch_size=64, stratify=True)
+    torch.manual_seed(0)
+    model = MLP(2, hidden=(16,), out_features=2)
+    fit(model, data, TrainConfig(epochs=6, lr=1e-2, class_weight=class_weight, **CPU))
+    logits, target = predict(model, data.test)
+    return float((logits.argmax(1)[target == 1] == 1).mean())
+
+
+def test_balanced_class_weights_raise_the_recall_of_a_rare_class():
+    plain, balanced = _minority_recall(None), _minority_recall("balanced")
+    assert balanced > plain + 0.3, (plain, balanced)
+    assert _minority_recall([1.0, 9.0]) > plain + 0.3
+
+
+def test_class_weights_need_a_class_per_weight_and_a_classification_loss(loaders):
+    with pytest.raises(ValueError, match="one positive weight per class"):
+        fit(small_model(), loaders, TrainConfig(epochs=1, class_weight=[1.0, 2.0], **CPU))
+    with pytest.raises(ValueError, match="classification loss"):
+        TrainConfig(loss="mse", class_weight="balanced")
+    with pytest.raises(ValueError, match="'balanced' or a list"):
+        TrainConfig(class_weight="inverse")
+
+
+def test_the_final_checkpoint_drops_the_optimizer_unless_asked_and_can_still_be_extended(
+    loaders, tmp_path, capsys
+):
+    config = TrainConfig(epochs=2, lr=1e-2, checkpoint_dir=str(tmp_path / "a"), **CPU)
+    fit(small_model(), loaders, config)
+    assert load_checkpoint(tmp_path / "a" / "last.pt")["optimizer"] is None
+    kept = TrainConfig(
+        epochs=2, lr=1e-2, checkpoint_dir=str(tmp_path / "b"), keep_optimizer=True, **CPU
+    )
+    fit(small_model(), loaders, kept)
+    assert load_checkpoint(tmp_path / "b" / "last.pt")["optimizer"]["state"]
+    longer, ran = TrainConfig(**{**config.to_dict(), "epochs": 3}), EpochsRun()
+    history = fit(small_model(), loaders, longer, callbacks=[ran])
+    assert ran.epochs == [3] and len(history) == 3
+    assert "fresh optimizer" in capsys.readouterr().out
+
+
+def test_predict_takes_a_config_like_evaluate(loaders):
+    model = small_model()
+    logits, y = predict(model, loaders.test, TrainConfig(**CPU))
+    assert logits.shape == (len(y), 4) and np.array_equal(logits, predict(model, loaders.test)[0])

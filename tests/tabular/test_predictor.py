@@ -1,0 +1,92 @@
+"""Raw CSV -> trained model -> saved -> loaded -> labels for new rows, and its clear errors."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dlnb.tabular.predictor import fit_table, load_tabular
+from dlnb.tabular.reading import from_csv
+from dlnb.train.config import TrainConfig
+
+
+def _frame(n: int, seed: int) -> pd.DataFrame:
+    rng = np.random.default_rng(seed)
+    x = rng.normal(size=n)
+    city = rng.choice(["north", "south"], n)
+    spam = (x + (city == "north") > 0.8).astype(int)
+    return pd.DataFrame({"x": x, "city": city, "label": np.where(spam, "spam", "ham")})
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("own")
+    _frame(400, 0).to_csv(folder / "mail.csv", index=False)
+    table = from_csv(folder / "mail.csv", target="label", positive="spam")
+    config = TrainConfig(epochs=15, lr=3e-3, class_weight="balanced", progress=False)
+    model = fit_table(table, "mlp", params={"width": 32}, config=config, target="label")
+    return model, model.save(folder / "model")
+
+
+def test_raw_csv_to_saved_model_to_predictions_on_new_rows(trained):
+    model, saved = trained
+    assert model.report is not None and model.report.summary["accuracy"] > 0.85  # learned
+    assert {"roc_auc", "pr_auc", "macro_f1"} <= set(model.report.summary)
+    new = _frame(200, 1)
+    loaded = load_tabular(saved)
+    out = loaded.predict(new)  # the target column of raw rows is ignored
+    assert list(out.columns) == ["label", "p(ham)", "p(spam)"]
+    assert np.allclose(out[["p(ham)", "p(spam)"]].sum(axis=1), 1, atol=1e-5)
+    assert (out["label"] == new["label"]).mean() > 0.85
+    assert np.allclose(loaded.outputs(new), model.outputs(new), atol=1e-6)
+    one = loaded.predict(new.iloc[3])  # a single row, as df.iloc[i] gives it
+    assert one["label"].iloc[0] == out["label"].iloc[3] and one.index[0] == new.index[3]
+
+
+def test_loading_checks_the_hash_and_the_kind(trained, tmp_path):
+    _, saved = trained
+    weights = saved / "model.safetensors"
+    data = bytearray(weights.read_bytes())
+    data[-1] ^= 1
+    (tmp_path / "model.safetensors").write_bytes(bytes(data))
+    (tmp_path / "dlnb.json").write_text((saved / "dlnb.json").read_text())
+    with pytest.raises(ValueError, match="sha256"):
+        load_tabular(tmp_path)
+    meta = json.loads((saved / "dlnb.json").read_text())
+    (tmp_path / "model.safetensors").write_bytes(weights.read_bytes())
+    (tmp_path / "dlnb.json").write_text(
+        json.dumps({**meta, "params": {**meta["params"], "width": 64}})
+    )
+    with pytest.raises(ValueError, match="other shapes"):
+        load_tabular(tmp_path)
+    with pytest.raises(FileNotFoundError, match="no saved dlnb model"):
+        load_tabular(tmp_path / "nothing")
+
+
+def test_bad_inputs_name_the_right_call(trained):
+    model, _ = trained
+    with pytest.raises(TypeError, match="DataFrame of raw rows"):
+        model.predict(np.zeros((2, 2)))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="missing"):
+        model.predict(pd.DataFrame({"x": [0.1]}))
+    with pytest.raises(TypeError, match="from_csv"):
+        fit_table(_frame(50, 0))  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="xgboost"):
+        fit_table(from_csv(_frame(50, 0), "label"), "xgboost")
+
+
+def test_fit_table_trains_on_one_thread_by_default(monkeypatch):
+    import torch
+
+    from dlnb.train import loop
+
+    seen, real_fit = [], loop.fit
+    monkeypatch.setattr(
+        loop, "fit", lambda *a, **k: seen.append(torch.get_num_threads()) or real_fit(*a, **k)
+    )
+    table = from_csv(_frame(80, 0), "label")
+    fit_table(table, config=TrainConfig(epochs=1, progress=False), params={"width": 8})
+    assert seen == [1]
