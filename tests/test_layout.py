@@ -13,7 +13,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGE = ROOT / "dlnb"
-AREAS = ("data", "train", "vision", "text", "tabular", "interpret", "deploy")
+AREAS = ("data", "train", "vision", "text", "tabular", "interpret", "deploy", "lifecycle")
 HEAVY = ("torch", "transformers", "captum", "xgboost", "onnxruntime", "sklearn", "pandas")
 MAX_LINES = 400
 
