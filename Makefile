@@ -22,14 +22,19 @@ export HF_HUB_OFFLINE
 # Datasets and weights are cached in the checkout (git-ignored) unless DLNB_DATA says otherwise.
 DLNB_DATA ?= $(CURDIR)/data/cache
 export DLNB_DATA
+# Runs tracked with dlnb.lifecycle go to one MLflow store per checkout (`make mlflow` opens it),
+# also from notebooks, whose working directory is notebooks/.
+DLNB_MLFLOW ?= $(CURDIR)/runs/mlflow
+export DLNB_MLFLOW
 export PYTHONPATH := $(CURDIR)$(if $(PYTHONPATH),:$(PYTHONPATH))
 
-.PHONY: help setup run nightly test lab lint data doctor clean
+.PHONY: help setup run nightly test lab mlflow lint data doctor clean
 
 help:
 	@echo "make run      the whole curriculum, smoke profile (offline), then the report's path"
 	@echo "make test     unit tests, repository checks and every notebook's smoke profile"
 	@echo "make lab      JupyterLab with the project's kernel"
+	@echo "make mlflow   the MLflow UI on the tracking store \$$DLNB_MLFLOW (runs/mlflow), 127.0.0.1:\$$MLFLOW_PORT (5000)"
 	@echo "make nightly  the full profile (GPU runner)"
 	@echo "make data     fetch and verify every dataset into \$$DLNB_DATA"
 	@echo "make lint     ruff format --check, ruff check, mypy"
@@ -45,16 +50,27 @@ $(VENV)/.installed: pyproject.toml
 	touch $@
 
 run: $(SETUP)
-	$(PY) -m nbs_ci run --profile $(PROFILE) --out $(OUT)
+	$(PY) -m nbs_ci run --profile $(PROFILE) --out $(OUT) --mlflow $(DLNB_MLFLOW)
 
 nightly: $(SETUP)
-	$(PY) -m nbs_ci run --profile full --out runs/full
+	$(PY) -m nbs_ci run --profile full --out runs/full --mlflow $(DLNB_MLFLOW)
 
 test: $(SETUP)
 	$(PY) -m pytest
 
 lab: $(SETUP)
 	$(PY) -m jupyter lab notebooks/
+
+# The UI on the tracking store (the runner logs `make run` and `make nightly` there too), bound to
+# 127.0.0.1: only this machine can reach it.
+MLFLOW_PORT ?= 5000
+MLFLOW_STORE ?= $(abspath $(DLNB_MLFLOW))
+
+mlflow: $(SETUP)
+	mkdir -p $(MLFLOW_STORE)
+	$(PY) -m mlflow ui --host 127.0.0.1 --port $(MLFLOW_PORT) --workers 1 \
+		--backend-store-uri sqlite:///$(MLFLOW_STORE)/mlflow.db \
+		--default-artifact-root file://$(MLFLOW_STORE)/artifacts
 
 LINTED := dlnb nbs_ci tests benchmarks
 

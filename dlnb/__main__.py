@@ -1,4 +1,5 @@
-"""Command line: `python -m dlnb data list|pull|verify|pack`, `doctor` and `serve --model FILE`."""
+"""Command line: `python -m dlnb data list|pull|verify|pack`, `doctor`, `serve --model FILE` and
+`retrain --state DIR --live FILE.csv --labelled FILE.csv`."""
 
 from __future__ import annotations
 
@@ -28,6 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     pack.add_argument("archive", help="output file, e.g. dlnb-data.tar")
     pack.add_argument("names", nargs="*")
     sub.add_parser("serve", help="serve an exported ONNX model over HTTP (127.0.0.1); serve -h")
+    retrain = sub.add_parser("retrain", help="one step of retraining on drift (cron-friendly)")
+    retrain.add_argument("--state", required=True, help="folder written by lifecycle.init_state")
+    retrain.add_argument("--live", required=True, help="CSV of the live window's inputs")
+    retrain.add_argument("--labelled", required=True, help="CSV of recent rows with the target")
+    retrain.add_argument("--track", help="MLflow root to log the decision to (default: none)")
     argv = sys.argv[1:] if argv is None else list(argv)
     if argv[:1] == ["serve"]:  # the service's own parser (its imports are heavy: only when asked)
         from dlnb.deploy import serve
@@ -41,6 +47,8 @@ def main(argv: list[str] | None = None) -> int:
 
         doctor()
         return 0
+    if args.command == "retrain":
+        return _retrain(args)
     from dlnb.data import registry
 
     try:
@@ -56,6 +64,24 @@ def main(argv: list[str] | None = None) -> int:
         message = exc.args[0] if isinstance(exc, KeyError) and exc.args else exc
         print(f"error: {message}", file=sys.stderr)
         return 1
+
+
+def _retrain(args: argparse.Namespace) -> int:
+    import json
+
+    import pandas as pd
+
+    from dlnb.lifecycle.registry import RegistryError
+    from dlnb.lifecycle.retrain import retrain_step
+
+    try:
+        live, labelled = pd.read_csv(args.live), pd.read_csv(args.labelled)
+        decision = retrain_step(args.state, live, labelled, track=args.track)
+    except (RegistryError, FileNotFoundError, ValueError, KeyError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    print(json.dumps(decision.to_json()))
+    return 0
 
 
 def _data(args: argparse.Namespace) -> int:

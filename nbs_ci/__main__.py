@@ -20,6 +20,11 @@ def main(argv: list[str] | None = None) -> int:
     p_run.add_argument("--profile", choices=PROFILES, required=True)
     p_run.add_argument("--only", nargs="+", metavar="NAME", help="run only these manifest entries")
     p_run.add_argument("--out", help="output folder (default: runs/<profile>/)")
+    p_run.add_argument(
+        "--mlflow",
+        metavar="PATH",
+        help="MLflow store folder the run is logged to (default: mlflow/ beside --out; off: none)",
+    )
     p_check = sub.add_parser("check", help="check committed notebooks and the manifest")
     for p in (p_run, p_check):
         p.add_argument("--manifest", help="manifest file (default: nbs_ci/manifest.yaml)")
@@ -39,6 +44,7 @@ def main(argv: list[str] | None = None) -> int:
             out=args.out,
             manifest=args.manifest,
             notebooks_dir=args.notebooks,
+            mlflow_store=args.mlflow,
         )
     except (ManifestError, ValueError) as e:
         print(f"error: {e}", file=sys.stderr)

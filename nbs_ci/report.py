@@ -301,6 +301,22 @@ def _datasets(datasets: dict) -> str:
     return _table(["dataset", "cached", "cache file sha256", "canonical array checksums"], rows)
 
 
+def _tracking(tracking: dict) -> str:
+    """Where the run was logged to MLflow, or a warning that it was not."""
+    if not tracking:
+        return "<p>Not logged to MLflow.</p>"
+    store, experiment = escape(str(tracking.get("store"))), escape(str(tracking.get("experiment")))
+    if "error" in tracking:
+        return (
+            f"<p class='worse'>Warning: not logged to the MLflow store {store}: "
+            f"{escape(str(tracking['error']))}. The notebooks' results above are unaffected.</p>"
+        )
+    return (
+        f"<p>Logged {tracking.get('runs')} notebook run(s) to the MLflow store {store}, "
+        f"experiment <code>{experiment}</code> (compare nights with <code>make mlflow</code>).</p>"
+    )
+
+
 def render(summary: RunSummary, previous: RunSummary | None) -> str:
     """The report as one HTML string (plots inline as base64 PNG)."""
     diff = changes(summary, previous)
@@ -321,6 +337,7 @@ def render(summary: RunSummary, previous: RunSummary | None) -> str:
         f"<p>{escape(counts)}. Started {escape(summary.started)}, took {summary.duration_s} s, "
         f"commit {escape(str(summary.commit or 'unknown'))}, host {escape(summary.host['hostname'])}. "
         f"{compared}.</p>",
+        _tracking(summary.tracking),
         "<h2>Notebooks</h2>",
         _table(
             [

@@ -72,6 +72,7 @@ class RunSummary:
     manifest: str = ""
     kernel: str = ""
     host: dict[str, Any] = field(default_factory=dict)
+    tracking: dict[str, Any] = field(default_factory=dict)  # where the run was logged to MLflow
     provenance: dict[str, Any] = field(default_factory=dict)
     notebooks: list[NotebookResult] = field(default_factory=list)
 
@@ -86,8 +87,11 @@ class RunSummary:
         )
 
     def to_json(self) -> dict[str, Any]:
-        """The `summary.json` object: the fields in order, provenance keys before `notebooks`."""
+        """The `summary.json` object: the fields in order, provenance keys before `notebooks`
+        (no `tracking` when the run was not logged to MLflow)."""
         found = {f.name: getattr(self, f.name) for f in fields(self)}
+        if not self.tracking:
+            del found["tracking"]
         provenance, notebooks = found.pop("provenance"), found.pop("notebooks")
         return {**found, **provenance, "notebooks": [nb.to_json() for nb in notebooks]}
 

@@ -27,6 +27,7 @@ import psutil
 from nbs_ci.manifest import NOTEBOOKS, PROFILES, ROOT, Entry, load_manifest
 from nbs_ci.provenance import provenance
 from nbs_ci.results import NotebookResult, RunSummary
+from nbs_ci.tracking import default_store, track_summary
 
 KERNEL = "dlnb"
 POLL_S = 0.2
@@ -342,8 +343,13 @@ def run(
     manifest: Path | str | None = None,
     notebooks_dir: Path | str | None = None,
     log: Callable[[str], None] = _print_line,
+    mlflow_store: Path | str | None = None,
 ) -> RunSummary:
-    """Run a profile over the manifest (or the `only` entries); write outputs; return the summary."""
+    """Run a profile over the manifest (or the `only` entries); write outputs; return the summary.
+
+    Each notebook is also logged to the MLflow store `mlflow_store` (default: `mlflow/` beside
+    `out`; "off" for none); a store that cannot be written is a warning, never a failure.
+    """
     from nbs_ci.report import write_report
 
     if profile not in PROFILES:
@@ -387,6 +393,10 @@ def run(
         },
         provenance=provenance(),
     )
+    if mlflow_store != "off":
+        summary.tracking = track_summary(summary, Path(mlflow_store or default_store(out)))
+        if "error" in summary.tracking:
+            log(f"warning: not logged to MLflow ({summary.tracking['error']})")
     previous = None
     if (out / "summary.json").exists():
         os.replace(out / "summary.json", out / "summary.previous.json")

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 import nbs_ci
-from nbs_ci import runner
+from nbs_ci import runner, tracking
 from nbs_ci.__main__ import main
 from nbs_ci.child import unfinished_cell
 from nbs_ci.manifest import MANIFEST, PROFILES, Entry, Gate, ManifestError, load_manifest
@@ -89,7 +89,7 @@ NOTEBOOKS = {
 # The JSON shape of summary.json, in order (the previous night's summary is read back from it).
 SUMMARY_KEYS = [
     *("profile", "started", "duration_s", "ok", "counts", "commit", "manifest", "kernel", "host"),
-    *("device", "versions", "datasets", "notebooks"),
+    *("tracking", "device", "versions", "datasets", "notebooks"),
 ]
 NOTEBOOK_KEYS = [
     *("name", "accelerator", "budget_s", "status", "reason", "duration_s", "peak_rss_mb"),
@@ -337,6 +337,114 @@ def test_rerun_keeps_previous_summary_and_compares(curriculum):
     assert "compared with the run of" in (c["out"] / "report.html").read_text()
 
 
+@pytest.mark.slow
+def test_the_run_logs_each_notebook_to_mlflow_beside_the_output_folder(curriculum):
+    import mlflow
+
+    store = curriculum["root"] / "mlflow"
+    assert curriculum["summary"]["tracking"] == {
+        "store": str(store),
+        "experiment": "smoke",
+        "runs": len(NOTEBOOKS),
+    }
+    client = mlflow.MlflowClient(f"sqlite:///{store / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("smoke")
+    runs = {r.info.run_name: r for r in client.search_runs([experiment.experiment_id])}
+    assert set(NOTEBOOKS) <= set(runs)
+    ok, boom, low = runs["ok"], runs["boom"], runs["low"]
+    assert ok.info.status == "FINISHED" and boom.info.status == low.info.status == "FAILED"
+    assert ok.data.metrics["accuracy"] == 0.9 and ok.data.metrics["epochs"] == 2
+    assert ok.data.metrics["gate/accuracy"] == 1.0 and ok.data.metrics["gates_passed"] == 2
+    assert low.data.metrics["gate/accuracy"] == 0.0 and low.data.tags["status"] == "missed_gate"
+    assert ok.data.metrics["runner/peak_rss_mb"] > 300 and ok.data.metrics["runner/duration_s"] > 1
+    assert ok.data.tags["metric.profile"] == "smoke", "a recorded string is a tag"
+    assert ok.data.params["EPOCHS"] == "2" and ok.data.params["profile"] == "smoke"
+    assert ok.data.tags["git_commit"] == (curriculum["summary"]["commit"] or "unknown")
+    assert "MLflow store" in curriculum["html"] and "make mlflow" in curriculum["html"]
+
+
+def test_notebook_record_turns_results_into_params_metrics_and_tags():
+    nb = NotebookResult(
+        name="n",
+        status="passed",
+        duration_s=3.5,
+        peak_rss_mb=100.0,
+        metrics={"acc": 0.9, "retrained": True, "label": "cat", "bad": float("nan")},
+        gates=[{"metric": "acc", "passed": True}, {"metric": "retrained", "passed": False}],
+        parameters={"PROFILE": "smoke", "SEED": 1},
+    )
+    found = tracking.notebook_record(nb, RunSummary(profile="smoke", commit="abc"))
+    assert found["metrics"] == {
+        "acc": 0.9,
+        "retrained": 1.0,
+        "runner/duration_s": 3.5,
+        "runner/peak_rss_mb": 100.0,
+        "gate/acc": 1.0,
+        "gate/retrained": 0.0,
+        "gates_passed": 1.0,
+        "gates_total": 2.0,
+    }
+    assert found["params"] == {"profile": "smoke", "notebook": "n", "budget_s": "None"} | {
+        "PROFILE": "smoke",
+        "SEED": "1",
+    }
+    assert (found["tags"]["metric.label"], found["tags"]["metric.bad"]) == ("cat", "nan")
+    assert found["tags"]["git_commit"] == found["tags"]["mlflow.source.git.commit"] == "abc"
+
+
+def _skipped_run(tmp_path, monkeypatch, **kwargs) -> RunSummary:
+    """A fast run (one GPU notebook, skipped without CUDA) into tmp_path/out."""
+    write_notebook(tmp_path / "g.ipynb", [])
+    manifest = tmp_path / "manifest.yaml"
+    manifest.write_text(yaml.safe_dump({"notebooks": [entry("g", accelerator="gpu")]}))
+    monkeypatch.setattr(runner, "cuda_available", lambda: False)
+    monkeypatch.setattr(runner, "ensure_kernel", lambda: "kernel-dir")
+    return nbs_ci.run(
+        "smoke", out=tmp_path / "out", manifest=manifest, notebooks_dir=tmp_path, **kwargs
+    )
+
+
+def test_tonights_run_is_logged_beside_last_nights(tmp_path, monkeypatch, capfd):
+    import mlflow
+
+    for _ in range(2):
+        summary = _skipped_run(tmp_path, monkeypatch, log=lambda line: None)
+    assert "INFO" not in capfd.readouterr().err, "creating the store is quiet"
+    assert summary.tracking == {"store": str(tmp_path / "mlflow"), "experiment": "smoke", "runs": 1}
+    client = mlflow.MlflowClient(f"sqlite:///{tmp_path / 'mlflow' / 'mlflow.db'}")
+    runs = client.search_runs([client.get_experiment_by_name("smoke").experiment_id])
+    assert [r.info.run_name for r in runs] == ["g", "g"]
+    assert {r.data.tags["status"] for r in runs} == {"skipped"}
+
+
+def test_a_broken_mlflow_store_is_a_warning_not_a_failure(tmp_path, monkeypatch):
+    (tmp_path / "not-a-folder").write_text("")
+    lines: list[str] = []
+    summary = _skipped_run(
+        tmp_path, monkeypatch, log=lines.append, mlflow_store=tmp_path / "not-a-folder"
+    )
+    assert summary.ok is True
+    assert "error" in summary.tracking and "runs" not in summary.tracking
+    assert any(line.startswith("warning: not logged to MLflow (") for line in lines)
+    written = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert written["tracking"]["error"] == summary.tracking["error"]
+    html = (tmp_path / "out" / "report.html").read_text()
+    assert "Warning: not logged to the MLflow store" in html and "not-a-folder" in html
+    assert not (tmp_path / "mlflow").exists(), "no store beside the run when one is given"
+
+
+def test_mlflow_off_logs_nothing(tmp_path, monkeypatch):
+    summary = _skipped_run(tmp_path, monkeypatch, log=lambda line: None, mlflow_store="off")
+    assert summary.tracking == {} and not (tmp_path / "mlflow").exists()
+    assert "tracking" not in json.loads((tmp_path / "out" / "summary.json").read_text())
+    cli = ["run", "--profile", "smoke", "--out", str(tmp_path / "out"), "--mlflow"]
+    cli += ["off", "--manifest", str(tmp_path / "manifest.yaml"), "--notebooks", str(tmp_path)]
+    with contextlib.redirect_stdout(io.StringIO()):
+        assert main(cli) == 0
+    assert not (tmp_path / "mlflow").exists(), "the CLI passes --mlflow on"
+    assert "Not logged to MLflow" in (tmp_path / "out" / "report.html").read_text()
+
+
 def test_cli_rejects_unknown_only_name_before_running_anything(tmp_path, capsys):
     write_notebook(tmp_path / "a.ipynb", [])
     (tmp_path / "manifest.yaml").write_text(yaml.safe_dump({"notebooks": [entry("a")]}))
@@ -505,7 +613,10 @@ def test_a_summary_reads_back_into_types_with_the_same_json_shape():
     assert (ran.parameters, skipped.parameters) == ({"PROFILE": "smoke"}, None)
     assert summary.provenance == {k: raw[k] for k in ("device", "versions", "datasets")}
     assert json.dumps(summary.to_json()) == json.dumps(raw), "same keys, values and order"
+    assert list(summary.to_json()) == [k for k in SUMMARY_KEYS if k != "tracking"], "not logged"
+    summary.tracking = {"store": "runs/mlflow", "experiment": "smoke", "runs": 2}
     assert list(summary.to_json()) == SUMMARY_KEYS
+    assert RunSummary.from_json(summary.to_json()).tracking == summary.tracking
     assert list(ran.to_json()) == NOTEBOOK_KEYS and list(skipped.to_json()) == NOTEBOOK_KEYS[:-1]
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dlnb.interpret.attribution import (
     BASELINES,
     METHODS,
+    TEXT_REFERENCES,
     Attribution,
     TokenAttribution,
     attribute,
@@ -13,6 +14,7 @@ from dlnb.interpret.attribution import (
     forward_logits,
     last_conv_layer,
     make_baseline,
+    merge_words,
     relative_delta,
     resolve_targets,
 )
@@ -46,6 +48,8 @@ __all__ = [
     "relative_delta",
     "attribute",
     "attribute_text",
+    "TEXT_REFERENCES",
+    "merge_words",
     "SanityResult",
     "spearman",
     "compare_methods",

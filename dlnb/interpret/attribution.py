@@ -10,8 +10,9 @@ feature attributions against XGBoost's own importances) and `dlnb.interpret_plot
 from __future__ import annotations
 
 import difflib
+import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
@@ -22,6 +23,7 @@ from dlnb.runtime import model_device
 
 METHODS = ("integrated_gradients", "saliency", "smoothgrad", "occlusion", "gradcam")
 BASELINES = ("zero", "blur", "uniform")
+TEXT_REFERENCES = ("pad", "mask", "unk")  # the token every non-special token becomes
 
 
 @dataclass
@@ -43,7 +45,8 @@ class Attribution:
 
 @dataclass
 class TokenAttribution:
-    """Per-token attributions of one text (signed: positive supports `target`)."""
+    """Per-token attributions of one text (signed: positive supports `target`), and per word:
+    the sum of its word pieces. `note` says when the reference explains most of the logit."""
 
     tokens: list[str]
     values: np.ndarray
@@ -51,6 +54,10 @@ class TokenAttribution:
     probabilities: np.ndarray
     delta: float
     relative_delta: float
+    words: list[str] = field(default_factory=list)
+    word_values: np.ndarray = field(default_factory=lambda: np.zeros(0))
+    reference: str = "pad"
+    note: str = ""
 
 
 def find_layer(model: nn.Module, name: str) -> nn.Module:
@@ -267,12 +274,27 @@ def attribute_text(
     n_steps: int = 32,
     layer: str | nn.Module | None = None,
     max_length: int = 128,
+    reference: str = "pad",
 ) -> TokenAttribution:
-    """Layer integrated gradients over token embeddings of a `model(input_ids, attention_mask)`."""
+    """Layer integrated gradients over token embeddings of a `model(input_ids, attention_mask)`.
+
+    The reference keeps the special tokens and turns every other token into [PAD] ("pad"),
+    [MASK] ("mask") or [UNK] ("unk"). Attributions sum to f(text) - f(reference) for `target`;
+    when that is under half the target's margin over the next class, `note` (also warned) says
+    that the reference explains most of the logit and suggests another reference.
+    """
     from captum.attr import LayerIntegratedGradients
 
     if not isinstance(text, str) or not text.strip():
         raise ValueError("`text` must be a non-empty string.")
+    if reference not in TEXT_REFERENCES:
+        raise ValueError(f"reference={reference!r} is not one of {TEXT_REFERENCES}.")
+    ref_id = getattr(tokenizer, f"{reference}_token_id", None)
+    if ref_id is None:
+        raise ValueError(
+            f"The tokenizer has no {reference} token; use reference= one of {TEXT_REFERENCES} "
+            "that it has."
+        )
     if isinstance(layer, str):
         emb = find_layer(model, layer)
     elif layer is not None:
@@ -286,14 +308,14 @@ def attribute_text(
         )
     dev = model_device(model)
     enc = tokenizer(text, return_tensors="pt", truncation=True, max_length=max_length)
+    word_ids = enc.word_ids(0) if getattr(enc, "is_fast", False) else None
     ids, mask = enc["input_ids"].to(dev), enc["attention_mask"].to(dev)
     special = torch.tensor(
         tokenizer.get_special_tokens_mask(ids[0].tolist(), already_has_special_tokens=True),
         dtype=torch.bool,
         device=dev,
     )
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-    base_ids = torch.where(special, ids[0], torch.full_like(ids[0], pad))[None]
+    base_ids = torch.where(special, ids[0], torch.full_like(ids[0], ref_id))[None]
 
     def forward(input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
         out = model(input_ids, attention_mask)
@@ -313,11 +335,55 @@ def attribute_text(
         )
     gap = float((logits - base_logits)[0, t[0]])
     delta = float(d.abs()[0])
+    tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
+    values = attr.sum(dim=-1)[0].detach().cpu().numpy()
+    words, word_values = merge_words(tokens, values, word_ids, special.cpu().numpy())
+    note = _reference_note(logits[0].detach().cpu(), int(t[0]), float(values.sum()), reference)
+    if note:
+        warnings.warn(note, stacklevel=2)
     return TokenAttribution(
-        tokens=tokenizer.convert_ids_to_tokens(ids[0].tolist()),
-        values=attr.sum(dim=-1)[0].detach().cpu().numpy(),
+        tokens=tokens,
+        values=values,
         target=int(t[0]),
         probabilities=logits.softmax(dim=1)[0].cpu().numpy(),
         delta=delta,
         relative_delta=delta / max(abs(gap), 1e-8),
+        words=words,
+        word_values=word_values,
+        reference=reference,
+        note=note,
+    )
+
+
+def merge_words(
+    tokens: Sequence[str],
+    values: np.ndarray,
+    word_ids: Sequence[int | None] | None = None,
+    special: np.ndarray | None = None,
+) -> tuple[list[str], np.ndarray]:
+    """Whole words and the sum of their pieces' values: by the tokenizer's `word_ids` (a fast
+    tokenizer's), else by WordPiece's "##" continuations; special tokens are left out."""
+    special = np.zeros(len(tokens), bool) if special is None else np.asarray(special, bool)
+    if word_ids is None:  # a new word at every piece that does not continue one
+        word_ids = np.cumsum([not t.startswith("##") for t in tokens]).tolist()
+    words: dict[int, list] = {}
+    for token, value, key, skip in zip(tokens, values, word_ids, special, strict=True):
+        if key is not None and not skip:
+            word = words.setdefault(key, ["", 0.0])
+            word[0] += token[2:] if token.startswith("##") else token
+            word[1] += float(value)
+    return [w for w, _ in words.values()], np.asarray([v for _, v in words.values()])
+
+
+def _reference_note(logits: torch.Tensor, target: int, attributed: float, reference: str) -> str:
+    """A note when the attributions explain under half of the target's margin at the input."""
+    others = torch.cat([logits[:target], logits[target + 1 :]])
+    margin = float(logits[target] - others.max()) if len(others) else 0.0
+    if margin <= 0 or attributed >= 0.5 * margin:
+        return ""
+    other = "mask" if reference != "mask" else "unk"
+    return (
+        f"The attributions sum to {attributed:.3g}, under half of class {target}'s margin "
+        f"{margin:.3g} over the next class: the {reference} reference already scores that "
+        f"class, so the words get little of the credit. Try reference={other!r}."
     )

@@ -18,7 +18,7 @@ from dlnb.tabular.models import (
     FTTransformer,
     TabularMLP,
     build_model,
-    sample_params,
+    suggest_params,
 )
 from dlnb.tabular.predictor import TabularModel, fit_table, load_tabular
 from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
@@ -60,7 +60,7 @@ __all__ = [
     "fit_preprocessor",
     "Split",
     "make_split",
-    "sample_params",
+    "suggest_params",
     "CategoricalEmbedding",
     "TabularMLP",
     "FTTransformer",

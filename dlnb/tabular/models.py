@@ -19,8 +19,8 @@ from torch import nn
 
 from dlnb.models import MLP
 
-# The search spaces of the random search: a list is sampled uniformly, a ("log", lo, hi) tuple
-# log-uniformly, a ("uniform", lo, hi) tuple uniformly. DEFAULTS is every model's first trial.
+# The search spaces of the tuning study: a list is a categorical choice, a ("log", lo, hi) tuple
+# log-uniform, a ("uniform", lo, hi) tuple uniform. DEFAULTS is every model's first trial.
 SEARCH_SPACES: dict[str, dict] = {
     "xgboost": {
         "max_depth": [3, 4, 5, 6, 7, 8],
@@ -81,21 +81,21 @@ DEFAULTS: dict[str, dict] = {
 }
 
 
-def sample_params(model: str, rng: np.random.Generator, trial: int) -> dict:
-    """Hyperparameters of trial `trial`: the defaults first, then random draws from the space."""
+def suggest_params(model: str, trial, fixed: dict | None = None) -> dict:
+    """Hyperparameters of an Optuna `trial` drawn from `SEARCH_SPACES[model]` (a list as a
+    categorical, "log" log-uniformly, "uniform" uniformly); the names in `fixed` are not searched."""
     if model not in SEARCH_SPACES:
         raise ValueError(f"Unknown model {model!r}; choose from {', '.join(SEARCH_SPACES)}.")
-    if trial == 0:
-        return dict(DEFAULTS[model])
+    fixed = fixed or {}
     params = {}
     for name, space in SEARCH_SPACES[model].items():
-        if isinstance(space, list):
-            params[name] = space[rng.integers(len(space))]
-        elif space[0] == "log":
-            params[name] = float(math.exp(rng.uniform(math.log(space[1]), math.log(space[2]))))
+        if name in fixed:
+            params[name] = fixed[name]
+        elif isinstance(space, list):
+            params[name] = trial.suggest_categorical(name, space)
         else:
-            params[name] = float(rng.uniform(space[1], space[2]))
-    return params
+            params[name] = trial.suggest_float(name, space[1], space[2], log=space[0] == "log")
+    return {**params, **fixed}
 
 
 class CategoricalEmbedding(nn.Module):

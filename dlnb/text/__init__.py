@@ -1,4 +1,4 @@
-"""Text: datasets, attention and a compact encoder, fine-tuning and TF-IDF baselines."""
+"""Text: datasets, your own files, attention and a compact encoder, fine-tuning, baselines."""
 
 from __future__ import annotations
 
@@ -7,8 +7,10 @@ from dlnb.text.baselines import (
     probe_classifier,
     scratch_classifier,
     sentence_embeddings,
+    tfidf_classifier,
     tune_on_folds,
 )
+from dlnb.text.classifier import TextClassifier, fit_text, load_text_classifier
 from dlnb.text.datasets import (
     make_order_task,
     order_task_tokens,
@@ -21,21 +23,26 @@ from dlnb.text.datasets import (
     tweets_file,
 )
 from dlnb.text.finetune import (
+    finetune_classifier,
+    load_classifier,
+    load_tokenizer,
+    resolve_checkpoint,
+    train_text_model,
+)
+from dlnb.text.loaders import (
+    LengthBuckets,
     check_texts,
     encode_labels,
     encode_texts,
     epochs_for,
-    finetune_classifier,
-    load_classifier,
-    load_tokenizer,
     model_max_length,
     pad_collate,
-    resolve_checkpoint,
+    pad_fraction,
     text_loaders,
-    tfidf_classifier,
     token_loaders,
     tokenize,
 )
+from dlnb.text.reading import TextData, from_files, read_text_table
 from dlnb.text.transformer import (
     EncoderBlock,
     EncoderConfig,
@@ -86,7 +93,10 @@ __all__ = [
     "pad_collate",
     "text_loaders",
     "token_loaders",
+    "LengthBuckets",
+    "pad_fraction",
     "epochs_for",
+    "train_text_model",
     "finetune_classifier",
     "tfidf_classifier",
     "tune_on_folds",
@@ -94,4 +104,10 @@ __all__ = [
     "sentence_embeddings",
     "probe_classifier",
     "scratch_classifier",
+    "TextData",
+    "from_files",
+    "read_text_table",
+    "TextClassifier",
+    "fit_text",
+    "load_text_classifier",
 ]

@@ -21,10 +21,10 @@ import torch
 
 from dlnb.models import eval_mode
 from dlnb.runtime import pick_device
-from dlnb.text.finetune import MINILM, resolve_checkpoint, text_loaders, tokenize
+from dlnb.text.finetune import MINILM, resolve_checkpoint, train_text_model
+from dlnb.text.loaders import check_texts, encode_labels, tokenize
 from dlnb.text.transformer import EncoderConfig, TransformerEncoder
 from dlnb.train.config import TrainConfig
-from dlnb.train.loop import evaluate, fit
 
 Split = tuple[Any, Any]
 
@@ -118,9 +118,35 @@ def probe_classifier(train: Split, test: Split, *, C: float = 1.0, seed: int = 0
     }
 
 
-def scratch_classifier(
+def tfidf_classifier(
     train: Split,
     test: Split,
+    *,
+    label_names: Sequence[str],
+    C: float = 10.0,
+    ngram_range: tuple[int, int] = (1, 2),
+    seed: int = 0,
+) -> dict:
+    """TF-IDF (word uni- and bigrams, sublinear tf) + logistic regression; accuracy on `test`."""
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+
+    y_train = encode_labels(train[1], label_names)
+    y_test = encode_labels(test[1], label_names)
+    pipeline = make_pipeline(
+        TfidfVectorizer(ngram_range=ngram_range, sublinear_tf=True),
+        LogisticRegression(C=C, max_iter=2000, random_state=seed),
+    )
+    start = time.perf_counter()
+    pipeline.fit(check_texts(train[0]), y_train)
+    accuracy = float((pipeline.predict(check_texts(test[0])) == y_test).mean())
+    return {"accuracy": accuracy, "model": pipeline, "seconds": time.perf_counter() - start}
+
+
+def scratch_classifier(
+    train: Split,
+    test: Split | None,
     *,
     tokenizer,
     label_names: Sequence[str],
@@ -132,28 +158,28 @@ def scratch_classifier(
 ) -> dict:
     """Notebook 03's `TransformerEncoder` from random weights on the tokenizer's ids, trained with `fit`.
 
-    Returns accuracy on `test`, the model and the wall-clock seconds.
+    Returns what `train_text_model` does: accuracy and report on `test`, the model, the seconds.
     """
-    loaders = text_loaders(
-        tokenizer,
+
+    def build() -> TransformerEncoder:
+        torch.manual_seed(config.seed)
+        encoder = EncoderConfig(
+            vocab_size=len(tokenizer),
+            num_classes=len(label_names),
+            d_model=d_model,
+            n_layers=n_layers,
+            max_len=max_length,
+            pooling="mean",
+        )
+        return TransformerEncoder(encoder)
+
+    return train_text_model(
+        build,
         train,
-        test=test,
+        test,
+        tokenizer=tokenizer,
         label_names=label_names,
+        config=config,
         batch_size=batch_size,
         max_length=max_length,
-        seed=config.seed,
     )
-    torch.manual_seed(config.seed)
-    encoder = EncoderConfig(
-        vocab_size=len(tokenizer),
-        num_classes=len(label_names),
-        d_model=d_model,
-        n_layers=n_layers,
-        max_len=max_length,
-        pooling="mean",
-    )
-    model = TransformerEncoder(encoder)
-    start = time.perf_counter()
-    fit(model, loaders, config)
-    scores = evaluate(model, loaders.test, config)
-    return {"accuracy": scores["accuracy"], "model": model, "seconds": time.perf_counter() - start}

@@ -78,7 +78,8 @@ def _feed(h, obj) -> None:
     if isinstance(obj, torch.Tensor):
         t = obj.detach().cpu().contiguous()
         h.update(f"{t.dtype}{tuple(t.shape)}".encode())
-        h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        if t.numel():  # an empty tensor (a table without categoricals) has no bytes to hash
+            h.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
     elif isinstance(obj, dict):
         for key in sorted(obj, key=str):
             h.update(str(key).encode())

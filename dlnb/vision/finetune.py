@@ -148,10 +148,13 @@ def discriminative_lr(
 
 @torch.no_grad()
 def extract_features(
-    model: nn.Module, x: torch.Tensor, batch_size: int = 256, device: str | torch.device = "auto"
+    model: nn.Module, x: torch.Tensor, batch_size: int = 64, device: str | torch.device = "auto"
 ) -> torch.Tensor:
     """`model.features` of preprocessed images `x` -> (N, F), on the CPU: a `TransferNet`'s pooled
-    backbone features, or those of any network with a `features` method (a `Headed` network)."""
+    backbone features, or those of any network with a `features` method (a `Headed` network).
+
+    Batches of 64 keep a CPU's caches warm: EfficientNet-Lite0 reads 48 px images about twice as
+    fast as in batches of 256, with the same features."""
     features = getattr(model, "features", None)
     if not callable(features) or isinstance(features, nn.Module):
         raise TypeError(

@@ -8,7 +8,7 @@ import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
@@ -17,6 +17,9 @@ from torch import nn
 
 from dlnb.vision.datasets import MNIST_MEAN, MNIST_STD
 from dlnb.vision.preprocess import Preprocess
+
+if TYPE_CHECKING:
+    from dlnb.deploy.card import ModelCard
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -135,8 +138,10 @@ class ImageClassifier:
         frame.insert(0, "label", np.asarray(self.classes, dtype=object)[probs.argmax(1)])
         return frame
 
-    def save(self, directory: str | Path) -> Path:
-        """Write the weights (safetensors) and the preprocessing, classes, architecture (JSON)."""
+    def save(self, directory: str | Path, card: ModelCard | dict | None = None) -> Path:
+        """Write the weights (safetensors), the preprocessing, classes, architecture (JSON) and a
+        model card: `card`, or one filled with what the classifier knows (a dict's fields override)."""
+        from dlnb.deploy.card import ModelCard
         from dlnb.train.saving import save_model
 
         meta = {
@@ -146,7 +151,27 @@ class ImageClassifier:
             "size": self.size,
             "architecture": self.architecture,
         }
-        return save_model(directory, self.net, meta)
+        if not isinstance(card, ModelCard):
+            arch = (self.architecture or {}).get("name", type(self.net).__name__)
+            inputs = "MNIST-like grey" if self.preprocess is None else "RGB, backbone-preprocessed"
+            card = {
+                "name": f"{arch} image classifier",
+                "description": f"Labels {inputs} images as one of {list(self.classes)}.",
+                "intended_use": f"Labelling images like its training images as {list(self.classes)}.",
+                "limitations": [
+                    "Images unlike the training images (other sources, sizes, classes) are untested.",
+                    *(
+                        []
+                        if (card or {}).get("metrics")
+                        else [
+                            "No test metrics were recorded with this save: pass card={'metrics': "
+                            "dlnb.lifecycle.metrics_on(...)} with the test set they were measured on."
+                        ]
+                    ),
+                ],
+                **(card or {}),
+            }
+        return save_model(directory, self.net, meta, card)
 
 
 def load_image_classifier(directory: str | Path, net: nn.Module | None = None) -> ImageClassifier:

@@ -15,18 +15,20 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, replace
+from functools import partial
 from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 
-from dlnb.data.loaders import make_loaders
+from dlnb.data.loaders import Loaders, make_loaders
+from dlnb.data.resident import GpuLoader
 from dlnb.experiments import Method, data_efficiency
 from dlnb.models import LeNet5
 from dlnb.runtime import seed_everything
 from dlnb.train.callbacks import Callback
 from dlnb.train.config import TrainConfig
-from dlnb.train.loop import evaluate, fit
+from dlnb.train.loop import evaluate, fit, resolve_device
 from dlnb.vision.datasets import mnist_augment, mnist_tensors
 
 if TYPE_CHECKING:
@@ -46,6 +48,8 @@ __all__ = [
 
 #: The schedule that lets a plain LeNet-5 memorise 500 digits: 60 epochs, cosine-annealed AdamW.
 LONG_SCHEDULE = TrainConfig(epochs=60, lr=2e-3, scheduler="cosine", progress=False)
+#: Images per evaluation batch: on a CPU, LeNet-5 reads 500 faster than 1,000 (they fit in cache).
+EVAL_BATCH_SIZE = 500
 
 
 @dataclass(frozen=True)
@@ -106,18 +110,20 @@ def regime_method(
     def run(indices: np.ndarray, seed: int) -> dict:
         rows = torch.as_tensor(data.pool[indices])
         x, y = data.x[rows], data.y[rows]
-        loaders = make_loaders(
+        train = make_loaders(
             x,
             y,
-            *data.test,
-            valid=data.valid,
+            valid_fraction=0.0,
             batch_size=batch_size,
-            eval_batch_size=1000,
             seed=seed,
             train_transform=mnist_augment() if regime.augment else None,
-        )
-        clean = make_loaders(x, y, valid_fraction=0.0, batch_size=1000, seed=seed).train
+        ).train
         cfg = replace(config, seed=seed, weight_decay=regime.weight_decay)
+        # Measured every epoch: resident batches, no per-image reads and collation.
+        batched = partial(
+            GpuLoader, batch_size=EVAL_BATCH_SIZE, shuffle=False, device=resolve_device(cfg)
+        )
+        loaders, clean = Loaders(train, batched(*data.valid), batched(*data.test)), batched(x, y)
         seed_everything(seed)
         model = LeNet5(dropout=regime.dropout)
         history = fit(model, loaders, cfg, [CleanTrainAccuracy(clean)])

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 from torch import nn
-from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+from torch.utils.data import BatchSampler, DataLoader, RandomSampler, TensorDataset
 
 from dlnb.data.loaders import Loaders
 from dlnb.experiments import Method
@@ -138,8 +138,10 @@ def train_network(
     sampler = RandomSampler(
         range(len(rows)), replacement=True, num_samples=per_epoch * budget.batch_size
     )
+    # Whole batches read by one index each (batch_size=None): no per-image reads and collation.
+    batches = BatchSampler(sampler, budget.batch_size, drop_last=False)
     train = DataLoader(
-        TensorDataset(inputs[rows], _labels(task, rows)), budget.batch_size, sampler=sampler
+        TensorDataset(inputs[rows], _labels(task, rows)), batch_size=None, sampler=batches
     )
     valid = DataLoader(TensorDataset(inputs[task.valid], _labels(task, task.valid)), batch_size=256)
     config = TrainConfig(

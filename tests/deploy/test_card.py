@@ -78,3 +78,49 @@ def test_package_versions_say_when_a_package_is_missing():
     assert (
         versions["numpy"][0].isdigit() and versions["surely-not-installed-xyz"] == "not installed"
     )
+
+
+def test_a_card_needs_its_intended_use(tmp_path):
+    with pytest.raises(ValueError, match="intended use"):
+        _card(tmp_path, intended_use="")
+
+
+def test_metrics_on_names_the_test_set_and_markdown_shows_it():
+    rows = card.metrics_on({"accuracy": 0.91, "loss": 0.3}, "toy test", 2500, "ab12cd")
+    assert rows[1] == {
+        "metric": "loss",
+        "value": 0.3,
+        "test_set": {"name": "toy test", "size": 2500, "fingerprint": "ab12cd"},
+    }
+    text = card.ModelCard("m", metrics=rows, intended_use="x", limitations=["y"]).to_markdown()
+    assert "| accuracy | 0.91 | toy test, 2,500 examples, fingerprint `ab12cd` |" in text
+    assert "## Parity" not in text and "## Latency" not in text  # only when measured
+    with pytest.raises(ValueError, match="name and size"):
+        card.ModelCard(
+            "m",
+            metrics=[{"metric": "a", "value": 1.0, "test_set": {"name": "t"}}],
+            intended_use="x",
+            limitations=["y"],
+        )
+
+
+def test_a_bias_audit_table_is_stored_as_records_and_rendered(tmp_path):
+    import pandas as pd
+
+    audit = pd.DataFrame({"group": ["f", "m"], "accuracy": [0.8123456, 0.9], "n": [12, 30]})
+    made = _card(tmp_path, bias_audit=audit)
+    assert made.bias_audit == [
+        {"group": "f", "accuracy": 0.8123456, "n": 12},
+        {"group": "m", "accuracy": 0.9, "n": 30},
+    ]
+    text = made.to_markdown()
+    assert "## Bias audit" in text and "| group | accuracy | n |" in text
+    assert "| f | 0.8123 | 12 |" in text
+    made.write(tmp_path)
+    assert card.ModelCard.read(tmp_path) == made
+
+
+def test_describe_test_set_reads_descriptions_and_partial_records():
+    assert card.describe_test_set("MNIST test, 10,000 digits") == "MNIST test, 10,000 digits"
+    assert card.describe_test_set({"name": "t", "size": 1200}) == "t, 1,200 examples"
+    assert card.describe_test_set({"name": "t"}) == "t, ? examples"  # a hand-edited card

@@ -14,6 +14,7 @@ from dlnb.interpret.attribution import (
     find_layer,
     last_conv_layer,
     make_baseline,
+    merge_words,
     relative_delta,
 )
 from tests.assets import tiny_models
@@ -155,3 +156,49 @@ def test_text_attribution_finds_the_sentiment_word(monkeypatch):
         attribute_text(model, tok, "the film was great", target=2)
     with pytest.raises(ValueError, match="Available layer names: embed, head"):
         attribute_text(model, tok, "the film was great", layer="embeddings")
+
+
+def test_word_pieces_merge_into_words():
+    tokens = ["[CLS]", "driver", "##less", "cars", "[SEP]"]
+    values = np.array([9.0, 0.25, 0.5, -1.0, 9.0])
+    special = np.array([1, 0, 0, 0, 1], bool)
+    words, sums = merge_words(tokens, values, special=special)  # by the "##" continuations
+    assert words == ["driverless", "cars"] and sums.tolist() == [0.75, -1.0]
+    words, sums = merge_words(tokens, values, [None, 0, 0, 1, None])  # by word_ids
+    assert words == ["driverless", "cars"] and sums.tolist() == [0.75, -1.0]
+
+
+class _SumOfEmbeddings(nn.Module):
+    """Logits = the sum of the token embeddings: IG is exact; [PAD] favours class 0, [MASK] is 0."""
+
+    def __init__(self, vocab_size: int, pad_id: int, mask_id: int):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, 2)
+        nn.init.zeros_(self.embed.weight)
+        with torch.no_grad():
+            self.embed.weight[:, 0] = 0.1  # every word: a little evidence for class 0
+            self.embed.weight[pad_id] = torch.tensor([2.0, 0.0])
+            self.embed.weight[mask_id] = 0.0
+
+    def get_input_embeddings(self) -> nn.Embedding:
+        return self.embed
+
+    def forward(self, input_ids: torch.Tensor, attention_mask: torch.Tensor) -> torch.Tensor:
+        return (self.embed(input_ids) * attention_mask[..., None]).sum(1)
+
+
+def test_a_pad_reference_that_scores_the_class_is_noted_and_mask_is_offered(monkeypatch):
+    monkeypatch.setenv("HF_HUB_OFFLINE", "1")
+    tok = tiny_models.minilm_tokenizer()
+    model = _SumOfEmbeddings(len(tok), tok.pad_token_id, tok.mask_token_id)
+    with pytest.warns(UserWarning, match="Try reference='mask'"):
+        padded = attribute_text(model, tok, "the driverless cars")
+    assert padded.target == 0 and padded.reference == "pad" and padded.note
+    assert padded.values.sum() == pytest.approx(4 * (0.1 - 2.0), abs=1e-4)  # f(x) - f(all [PAD])
+    assert padded.words == ["the", "driverless", "cars"]
+    assert padded.word_values == pytest.approx([-1.9, -3.8, -1.9], abs=1e-4)  # 2 pieces
+    masked = attribute_text(model, tok, "the driverless cars", reference="mask")
+    assert masked.note == "" and masked.values.sum() == pytest.approx(0.4, abs=1e-4)
+    assert masked.word_values == pytest.approx([0.1, 0.2, 0.1], abs=1e-4)
+    with pytest.raises(ValueError, match="not one of"):
+        attribute_text(model, tok, "the cars", reference="zero")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import pandas as pd
 import pytest
 import torch
 
 from dlnb.tabular import comparison as tabular_compare
 from dlnb.tabular.comparison import Budget, compare
+from dlnb.tabular.models import DEFAULTS
 from dlnb.tabular.preprocess import fit_preprocessor, make_split
 from dlnb.tabular.tables import synthetic_table
 from dlnb.train import loop
@@ -172,3 +174,28 @@ def test_every_trial_reports_progress_the_default_is_one_thread_and_a_report_per
     assert list(report.per_class.index) == ["0", "1"] and "roc_auc" in report.summary
     with pytest.raises(KeyError, match="No run"):
         results.report("xgboost")
+
+
+def test_every_model_gets_the_same_optuna_budget_and_a_seed_reproduces_the_comparison():
+    table = synthetic_table(400, cardinality=6)
+    budget = Budget(trials=3, train=TrainConfig(epochs=3, progress=False), max_rounds=30)
+
+    def run():
+        return compare(table, models=("xgboost", "mlp"), seeds=(1,), budget=budget, progress=False)
+
+    first, again = run(), run()
+    n = int(first.frame["n_train"].iloc[0])
+    assert set(first.studies) == {("xgboost", 1, n), ("mlp", 1, n)}  # the majority is not tuned
+    for model in ("xgboost", "mlp"):
+        trials = first.studies[(model, 1, n)].trials
+        assert len(trials) == budget.trials and all(t.state.is_finished() for t in trials)
+        assert trials[0].params == DEFAULTS[model]  # the defaults first, then TPE
+        assert trials[1].params != trials[0].params
+        best = min(t.value for t in trials if t.value is not None)
+        row = first.frame.set_index("model").loc[model]
+        assert row["valid_loss"] == pytest.approx(best)  # the best trial on validation is chosen
+    cols = ["model", "accuracy", "log_loss", "valid_loss", "epochs", "hyperparameters"]
+    pd.testing.assert_frame_equal(first.frame[cols], again.frame[cols])
+    assert [t.params for t in first.studies[("mlp", 1, n)].trials] == [
+        t.params for t in again.studies[("mlp", 1, n)].trials
+    ]

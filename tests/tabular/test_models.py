@@ -13,7 +13,7 @@ from dlnb.tabular.models import (
     FTTransformer,
     TabularMLP,
     build_model,
-    sample_params,
+    suggest_params,
 )
 from dlnb.train.callbacks import EarlyStopping
 from dlnb.train.config import TrainConfig
@@ -64,23 +64,32 @@ def test_models_need_some_feature_and_ft_heads_must_divide_the_width():
         FTTransformer(2, [3], 2, d_token=30, n_heads=8)
 
 
-def test_sample_params_starts_from_defaults_then_stays_in_the_space():
-    rng = np.random.default_rng(0)
+def test_suggest_params_stay_in_the_space_keep_fixed_names_and_hold_the_defaults():
+    import optuna
+
     for model, space in SEARCH_SPACES.items():
-        assert sample_params(model, rng, 0) == DEFAULTS[model]
-        draws = [sample_params(model, rng, t) for t in range(1, 30)]
+        study = optuna.create_study(sampler=optuna.samplers.RandomSampler(seed=0))
+        draws = []
+        for _ in range(30):
+            trial = study.ask()
+            draws.append(suggest_params(model, trial, {"dropout": 0.25}))
+            study.tell(trial, 0.0)
         for name, dist in space.items():
             values = [d[name] for d in draws]
-            if isinstance(dist, list):
-                assert set(values) <= set(dist)
+            if name == "dropout":
+                assert set(values) == {0.25}  # fixed: not searched
+                assert "dropout" not in study.trials[0].params
+            elif isinstance(dist, list):
+                assert set(values) <= set(dist) and len(set(values)) > 1
             else:
                 assert dist[1] <= min(values) and max(values) <= dist[2]
+            default = DEFAULTS[model][name]  # the first trial of every study is the defaults
+            assert default in dist if isinstance(dist, list) else dist[1] <= default <= dist[2]
         assert len({str(d) for d in draws}) > 20  # the draws differ
-    assert sample_params("mlp", np.random.default_rng(5), 1) == sample_params(
-        "mlp", np.random.default_rng(5), 1
-    )
+    lr = [d["lr"] for d in draws]  # ft_transformer: log-uniform over 1e-4..1e-3
+    assert 0.3 < np.mean(np.array(lr) < 10**-3.5) < 0.7
     with pytest.raises(ValueError, match="Unknown model"):
-        sample_params("catboost", rng, 1)
+        suggest_params("catboost", study.ask())
 
 
 def _level_task(n: int = 2000, levels: int = 30, seed: int = 0):

@@ -90,3 +90,22 @@ def test_fit_table_trains_on_one_thread_by_default(monkeypatch):
     table = from_csv(_frame(80, 0), "label")
     fit_table(table, config=TrainConfig(epochs=1, progress=False), params={"width": 8})
     assert seen == [1]
+
+
+def test_the_saved_model_card_holds_the_fit_results_and_pins_the_files(trained):
+    from dlnb.deploy.card import ModelCard
+    from dlnb.lifecycle import inspect_model
+
+    model, saved = trained
+    card = ModelCard.read(saved)
+    rows = {m["metric"]: m for m in card.metrics}
+    assert rows["accuracy"]["value"] == pytest.approx(model.report.summary["accuracy"])
+    test_set = rows["accuracy"]["test_set"]
+    assert test_set["size"] == int(model.report.per_class["support"].sum())  # the test rows
+    assert len(test_set["fingerprint"]) == 16 and "mail" in card.name
+    assert set(card.data["fingerprint"]) == {"train", "valid"} and "ham, spam" in card.description
+    assert inspect_model(saved).verified
+    given = {"intended_use": "Sorting my own mail.", "data": {"licence": "mine"}}
+    custom = ModelCard.read(model.save(saved.parent / "custom", card=given))
+    assert custom.intended_use == "Sorting my own mail." and custom.metrics == card.metrics
+    assert custom.data == {**card.data, "licence": "mine"}  # merged with what the fit knows

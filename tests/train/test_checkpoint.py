@@ -219,3 +219,15 @@ def test_a_flipped_byte_is_detected_instead_of_loaded(tmp_path):
     with pytest.raises(RuntimeError, match="fails its CRC check") as err:
         load_checkpoint(path)
     assert f"Checkpoint {path} could not be read" in str(err.value)
+
+
+def test_data_fingerprint_hashes_a_table_without_categorical_columns():
+    from dlnb.train.checkpoint import data_fingerprint
+
+    numeric, no_categoricals = torch.randn(20, 3), torch.zeros(20, 0, dtype=torch.long)
+    y = torch.arange(20) % 2
+    loaders = SimpleNamespace(train=DataLoader(TensorDataset(numeric, no_categoricals, y)))
+    fingerprint = data_fingerprint(loaders)  # each row's empty tensor used to fail to hash
+    assert fingerprint["train"]["examples"] == 20
+    other = SimpleNamespace(train=DataLoader(TensorDataset(numeric + 1, no_categoricals, y)))
+    assert data_fingerprint(other) != fingerprint

@@ -99,3 +99,28 @@ def test_loading_without_an_architecture_asks_for_the_network(tmp_path):
     with pytest.raises(ValueError, match="other shapes"):
         load_image_classifier(saved, LeNet5(num_classes=2))
     assert load_image_classifier(saved, LeNet5(num_classes=3)).classes == ("a", "b", "c")
+
+
+def test_a_saved_classifier_carries_a_card_that_says_what_it_lacks(tmp_path):
+    import json
+
+    from dlnb.deploy.card import ModelCard
+    from dlnb.lifecycle import ModelCardMismatch, metrics_on
+
+    arch = {"name": "LeNet5", "num_classes": 2}
+    saved = ImageClassifier(LeNet5(num_classes=2), ("a", "b"), architecture=arch).save(
+        tmp_path / "m"
+    )
+    card = ModelCard.read(saved)
+    assert card.name == "LeNet5 image classifier" and card.metrics == []
+    assert any("No test metrics" in text for text in card.limitations)
+    rows = metrics_on({"accuracy": 0.95}, "my test images", 40)
+    scored = ImageClassifier(LeNet5(num_classes=2), ("a", "b"), architecture=arch).save(
+        tmp_path / "scored", card={"metrics": rows}
+    )
+    card = ModelCard.read(scored)
+    assert card.metrics == rows and not any("No test metrics" in t for t in card.limitations)
+    meta = json.loads((scored / "dlnb.json").read_text())
+    (scored / "dlnb.json").write_text(json.dumps({**meta, "classes": ["b", "a"]}))
+    with pytest.raises(ModelCardMismatch, match="dlnb.json differs"):
+        load_image_classifier(scored)

@@ -123,3 +123,21 @@ def test_the_curves_show_one_panel_per_regime():
     fig, axs = plot_overfit_curves(frame)
     assert len(axs) == 2 and axs[1].get_title() == "aug (seed 3)"
     assert [line.get_label() for line in axs[0].get_lines()] == ["train (eval mode)", "validation"]
+
+
+def test_a_run_measures_every_image_in_resident_batches(monkeypatch):
+    monkeypatch.setattr(overfit, "EVAL_BATCH_SIZE", 7)  # batches that do not divide any split
+    data = synthetic()
+    barely = TrainConfig(epochs=1, lr=2e-3, scheduler="cosine", device="cpu", progress=False)
+    run = overfit.regime_method(data, Regime(dropout=0.5), barely)
+    indices = np.arange(0, 160, 2)
+    result = run(indices, 0)
+    assert (
+        0 < result["train_accuracy"] < 1 and 0 < result["test_accuracy"] < 1
+    )  # every image counts
+    model, rows = result["model"], torch.as_tensor(data.pool[indices])
+    train = make_loaders(data.x[rows], data.y[rows], valid_fraction=0.0, batch_size=1000).train
+    test = make_loaders(*data.test, valid_fraction=0.0, batch_size=1000).train
+    assert result["train_accuracy"] == evaluate(model, train)["accuracy"]
+    assert result["test_accuracy"] == evaluate(model, test)["accuracy"]
+    assert len(result["history"]["valid_accuracy"]) == barely.epochs

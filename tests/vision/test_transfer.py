@@ -190,3 +190,33 @@ def test_the_tuning_report_flags_choices_at_the_end_of_their_grid():
     assert report.setting.tolist() == ["learning rate", "learning rate", "C"]
     assert report.loc[("scratch", 1), "chosen"] == 0.03
     assert report.loc[("probe", 1), "validation accuracy"] == "0.1: 0.700, 1: 0.800, 10: 0.750"
+
+
+def test_whole_batch_reads_train_exactly_as_per_image_reads(setup):
+    from torch.utils.data import DataLoader, RandomSampler, TensorDataset
+
+    from dlnb.data.loaders import Loaders
+    from dlnb.train.config import TrainConfig
+    from dlnb.train.loop import fit
+
+    task, network = setup.task, setup.scratch
+    inputs = network.prepare(task.images)
+    rows = task.pool[per_class_subset(task.pool_labels, 2, seed=0)]
+    torch.manual_seed(0)
+    ours = network.build(10)
+    theirs = network.build(10)
+    theirs.load_state_dict(ours.state_dict())
+    vt.train_network(network, ours, inputs, task, rows, 1e-2, 6, TINY, 3, torch.device("cpu"))
+    labels = torch.from_numpy(task.labels[rows].astype(np.int64))
+    sampler = RandomSampler(range(len(rows)), replacement=True, num_samples=3 * TINY.batch_size)
+    per_image = DataLoader(TensorDataset(inputs[rows], labels), TINY.batch_size, sampler=sampler)
+    valid = DataLoader(
+        TensorDataset(inputs[task.valid], torch.from_numpy(task.labels[task.valid])), 256
+    )
+    config = TrainConfig(
+        epochs=2, lr=1e-2, scheduler="onecycle", weight_decay=TINY.weight_decay, seed=3,
+        progress=False, device="cpu",
+    )  # fmt: skip
+    fit(torch.nn.Sequential(network.augment, theirs), Loaders(per_image, valid), config)
+    for a, b in zip(ours.state_dict().values(), theirs.state_dict().values(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0)
