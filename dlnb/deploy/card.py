@@ -54,7 +54,7 @@ class ModelCard:
     {"name", "size", "fingerprint"} as `metrics_on` writes); `parity` maps a runtime to its
     largest logit difference from eager PyTorch; `latency` maps a description to milliseconds;
     `bias_audit` is a table (a DataFrame is stored as its list of records); `content_hash` is
-    the sha256 that `dlnb.train.saving.save_model` computes over the saved weights and metadata.
+    the sha256 that `dlnb.train.saving.save_model` computes over the saved weights, metadata and the card's other fields.
     """
 
     name: str
@@ -100,7 +100,7 @@ class ModelCard:
         lines = [f"# Model card: {self.name}", "", self.description, "", "## Artefacts (sha256)"]
         lines += [f"- `{name}`: `{digest}`" for name, digest in self.artefacts.items()]
         if self.content_hash:
-            lines += [f"- content hash (weights and metadata): `{self.content_hash}`"]
+            lines += [f"- content hash (weights, metadata and this card): `{self.content_hash}`"]
         lines += ["", f"## Data: {data.get('name', '?')}", "", str(data.get("description", ""))]
         if "licence" in data or "homepage" in data:
             lines += [

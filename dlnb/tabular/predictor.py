@@ -185,6 +185,7 @@ def fit_table(
     seed: int = 0,
     target: str = "target",
     threads: int | None = 1,
+    callbacks: list | None = None,
 ) -> TabularModel:
     """Train one network ("mlp", "emb_mlp", "ft_transformer") on `table` and score it on test.
 
@@ -192,7 +193,8 @@ def fit_table(
     `params` overrides the model's defaults; `config` (e.g. `class_weight="balanced"`) the
     training settings (lr and weight decay default to the model's). `target` names the column
     `predict` drops from raw rows. `threads` caps torch's CPU threads while training, one by
-    default like `compare` (see benchmarks/tabular_threads.py; None: no cap).
+    default like `compare` (see benchmarks/tabular_threads.py; None: no cap). `callbacks` go to
+    `fit` after early stopping, e.g. `lifecycle.TrackingCallback()` or `lifecycle.PruneOnValLoss`.
     """
     from dlnb.data.loaders import make_loaders
     from dlnb.train.callbacks import EarlyStopping
@@ -231,7 +233,7 @@ def fit_table(
         seed=seed,
     )
     with cpu_threads(threads):
-        fit(net, loaders, config, [EarlyStopping(patience=patience)])
+        fit(net, loaders, config, [EarlyStopping(patience=patience), *(callbacks or [])])
     result = TabularModel(net, pre, model, params, table.task, table.classes, target, scale)
     fingerprint = {
         name: {"rows": len(rows), "sha256": _rows_fingerprint(table.X.iloc[rows], table.y[rows])}

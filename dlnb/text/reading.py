@@ -70,14 +70,19 @@ def _delimiter(path: Path, content: str) -> str:
 
 def read_text_table(path: str | Path) -> pd.DataFrame:
     """A CSV/TSV file as a DataFrame of strings: quoted fields may hold the delimiter, quotes
-    ("" inside quotes) and newlines; the encoding and the delimiter are found as `from_files` says."""
+    ("" inside quotes) and newlines, any field a bare carriage return; the encoding and the
+    delimiter are found as `from_files` says."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"The text file {path} does not exist.")
     content = _decode(path.read_bytes(), path)
     sep = _delimiter(path, content)
+    # Lines end with \n (or \r\n): a bare \r is then text inside a field (writers such as
+    # pandas leave it unquoted), not a line break.
+    ends = {"lineterminator": "\n"} if "\n" in content else {}
+    content = content.replace("\r\n", "\n") if ends else content
     try:
-        frame = pd.read_csv(io.StringIO(content), sep=sep, dtype=str, keep_default_na=False)
+        frame = pd.read_csv(io.StringIO(content), sep=sep, dtype=str, keep_default_na=False, **ends)
     except pd.errors.ParserError as exc:
         raise ValueError(
             f"{path} could not be read as {'tab' if sep == chr(9) else repr(sep)}-separated "

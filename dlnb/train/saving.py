@@ -48,14 +48,20 @@ def _canonical(record: dict[str, Any]) -> bytes:
     return json.dumps(record, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
 
 
-def content_hash(weights: str | Path, record: dict[str, Any]) -> str:
-    """One sha256 over the weights file's bytes and the canonical JSON of its metadata `record`."""
+def content_hash(
+    weights: str | Path, record: dict[str, Any], card: dict[str, Any] | None = None
+) -> str:
+    """One sha256 over the weights file's bytes, the canonical JSON of its metadata `record` and,
+    given one, of the model `card`'s own fields (all but `content_hash`): editing any is detected."""
     h = hashlib.sha256()
     with open(weights, "rb") as f:
         while block := f.read(1 << 20):
             h.update(block)
     h.update(b"\0")
     h.update(_canonical(record))
+    if card is not None:
+        h.update(b"\0")
+        h.update(_canonical({k: v for k, v in card.items() if k != "content_hash"}))
     return h.hexdigest()
 
 
@@ -68,12 +74,11 @@ def _pinned(card: ModelCard, directory: Path, record: dict[str, Any]) -> ModelCa
         WEIGHTS: record["sha256"],
         META: hashlib.sha256(_canonical(record)).hexdigest(),
     }
-    return dataclasses.replace(
-        card,
-        artefacts=artefacts,
-        versions=card.versions or package_versions(CARD_VERSIONS),
-        content_hash=content_hash(directory / WEIGHTS, record),
+    card = dataclasses.replace(
+        card, artefacts=artefacts, versions=card.versions or package_versions(CARD_VERSIONS)
     )
+    fields = json.loads(json.dumps(card.to_dict()))  # as the JSON file will read back
+    return dataclasses.replace(card, content_hash=content_hash(directory / WEIGHTS, record, fields))
 
 
 def save_model(
@@ -119,7 +124,7 @@ def _card_problems(directory: Path, record: dict[str, Any]) -> list[str]:
         artefacts, expected = dict(card.get("artefacts") or {}), str(card["content_hash"])
     except (ValueError, KeyError, AttributeError, TypeError) as exc:
         return [f"{CARD} is not a dlnb model card ({type(exc).__name__}: {exc})"]
-    if content_hash(directory / WEIGHTS, record) == expected:
+    if content_hash(directory / WEIGHTS, record, card) == expected:
         return []
     problems = []
     weights, meta = sha256_file(directory / WEIGHTS), hashlib.sha256(_canonical(record)).hexdigest()
@@ -136,7 +141,12 @@ def _card_problems(directory: Path, record: dict[str, Any]) -> list[str]:
         )
     if len(problems) == 2:
         problems.append(f"{CARD} may belong to another model")
-    return problems or [f"{CARD}'s content hash was edited: it matches neither file"]
+    if not problems:  # both files match what the card describes: the card itself changed
+        problems.append(
+            f"{CARD} was edited after saving (its metrics, data, use or limits, or its content "
+            "hash, no longer match what was saved with these weights)"
+        )
+    return problems
 
 
 def load_model_files(directory: str | Path) -> tuple[dict[str, torch.Tensor], dict[str, Any]]:

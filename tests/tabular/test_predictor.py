@@ -109,3 +109,20 @@ def test_the_saved_model_card_holds_the_fit_results_and_pins_the_files(trained):
     custom = ModelCard.read(model.save(saved.parent / "custom", card=given))
     assert custom.intended_use == "Sorting my own mail." and custom.metrics == card.metrics
     assert custom.data == {**card.data, "licence": "mine"}  # merged with what the fit knows
+
+
+def test_fit_table_passes_callbacks_to_fit_after_early_stopping():
+    from dlnb.train.callbacks import Callback
+
+    class Epochs(Callback):
+        def __init__(self):
+            self.seen: list[int] = []
+
+        def on_epoch_end(self, state) -> None:
+            self.seen.append(state.epoch)
+
+    counter = Epochs()
+    table = from_csv(_frame(80, 0), "label")
+    config = TrainConfig(epochs=3, progress=False)
+    fit_table(table, config=config, params={"width": 8}, patience=10, callbacks=[counter])
+    assert len(counter.seen) == 3

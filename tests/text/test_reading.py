@@ -27,6 +27,14 @@ def test_tsv_with_quoted_tabs_quotes_and_newlines(tmp_path):
     assert data.labels.tolist() == [1, 0, 1, 1, 0, 0] and data.test_labels.tolist() == [1, 0]
 
 
+def test_a_bare_carriage_return_inside_a_field_is_text(tmp_path):
+    frame = pd.DataFrame({"text": ["@air\rnot again", "fine"], "label": ["neg", "pos"]})
+    frame.to_csv(tmp_path / "cr.tsv", sep="\t", index=False)  # pandas leaves the \r unquoted
+    assert reading.read_text_table(tmp_path / "cr.tsv")["text"].tolist() == frame["text"].tolist()
+    crlf = write(tmp_path / "crlf.csv", "text,label\r\na,p\r\nb,q\r\n")
+    assert reading.read_text_table(crlf)["label"].tolist() == ["p", "q"]
+
+
 def test_delimiter_bom_and_latin1(tmp_path):
     rows = 'text,label\n"a, b",x\nc,y\n'
     bom = write(tmp_path / "a.csv", b"\xef\xbb\xbf" + rows.encode())

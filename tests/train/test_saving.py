@@ -79,7 +79,9 @@ def test_a_card_is_written_pinned_to_weights_and_meta_and_survives_the_round_tri
     assert {CARD, "model_card.md", WEIGHTS, META} <= {p.name for p in tmp_path.iterdir()}
     state, meta = load_model_files(tmp_path)  # checks the content hash
     card = ModelCard.read(tmp_path)
-    assert card.content_hash == content_hash(tmp_path / WEIGHTS, meta)
+    fields = json.loads((tmp_path / CARD).read_text())
+    assert card.content_hash == content_hash(tmp_path / WEIGHTS, meta, fields)
+    assert card.content_hash != content_hash(tmp_path / WEIGHTS, meta)  # the card's fields count
     assert card.artefacts[WEIGHTS] == meta["sha256"] and META in card.artefacts
     assert card.metrics[0]["test_set"] == {"name": "toy test", "size": 100, "fingerprint": "cd34"}
     assert card.bias_audit == [
@@ -134,8 +136,16 @@ def test_a_card_that_does_not_match_its_files_is_refused_naming_the_file(tmp_pat
         load_model_files(swapped)
     card = json.loads((forged / CARD).read_text())
     (forged / CARD).write_text(json.dumps({**card, "content_hash": "0" * 64}))
-    with pytest.raises(ModelCardMismatch, match="content hash was edited"):
+    with pytest.raises(ModelCardMismatch, match="was edited after saving"):
         load_model_files(forged)
+    typed = tmp_path / "typed"  # a better number typed into the card by hand
+    save_model(typed, _net(), {"classes": ["a", "b"]}, card=_card())
+    card = json.loads((typed / CARD).read_text())
+    card["metrics"][0]["value"] = 0.999
+    (typed / CARD).write_text(json.dumps(card))
+    with pytest.raises(ModelCardMismatch, match="was edited after saving") as e:
+        load_model_files(typed)
+    assert f"{WEIGHTS} differs" not in str(e.value) and f"{META} differs" not in str(e.value)
     seen = inspect_model(swapped)
     assert not seen.verified and str(seen).count("MISMATCH") == 3
 
