@@ -21,7 +21,7 @@ import torch
 
 from dlnb.models import eval_mode
 from dlnb.runtime import pick_device
-from dlnb.text.finetune import MINILM, resolve_checkpoint, train_text_model
+from dlnb.text.finetune import MINILM, quiet_loading, resolve_checkpoint, train_text_model
 from dlnb.text.loaders import check_texts, encode_labels, tokenize
 from dlnb.text.transformer import EncoderConfig, TransformerEncoder
 from dlnb.train.config import TrainConfig
@@ -71,7 +71,8 @@ def load_encoder(checkpoint: str = MINILM):
     from transformers import AutoModel
 
     source, kwargs = resolve_checkpoint(checkpoint)
-    return AutoModel.from_pretrained(source, **kwargs).eval()
+    with quiet_loading():
+        return AutoModel.from_pretrained(source, **kwargs).eval()
 
 
 @torch.no_grad()

@@ -18,7 +18,8 @@ from __future__ import annotations
 import json
 import time
 import warnings
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -98,6 +99,23 @@ def _check_saved_head(source: str, num_labels: int) -> None:
         )
 
 
+@contextmanager
+def quiet_loading() -> Iterator[None]:
+    """Silence transformers' loading reports and progress bars inside the block (restored after):
+    a bar per loaded model drowns a notebook that loads many."""
+    from transformers.utils import logging as hf_logging
+
+    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
+    hf_logging.set_verbosity_error()
+    hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        hf_logging.set_verbosity(verbosity)
+        if bars:
+            hf_logging.enable_progress_bar()
+
+
 def load_classifier(
     checkpoint: str = MINILM,
     num_labels: int = 2,
@@ -115,7 +133,6 @@ def load_classifier(
     `seed`: the from-scratch baseline.
     """
     from transformers import AutoConfig, AutoModelForSequenceClassification
-    from transformers.utils import logging as hf_logging
 
     global _head_note_shown
     if num_labels < 2:
@@ -123,16 +140,14 @@ def load_classifier(
     source, kwargs = resolve_checkpoint(checkpoint)
     _check_saved_head(source, num_labels)
     torch.manual_seed(seed)
-    verbosity, bars = hf_logging.get_verbosity(), hf_logging.is_progress_bar_enabled()
-    hf_logging.set_verbosity_error()  # we report the newly initialised head ourselves, once
-    hf_logging.disable_progress_bar()  # a loading bar per model drowns a notebook that loads many
     try:
-        if not pretrained:
-            config = AutoConfig.from_pretrained(source, num_labels=num_labels, **kwargs)
-            return AutoModelForSequenceClassification.from_config(config, dtype=dtype)
-        model, info = AutoModelForSequenceClassification.from_pretrained(
-            source, num_labels=num_labels, dtype=dtype, output_loading_info=True, **kwargs
-        )
+        with quiet_loading():  # we report the newly initialised head ourselves, once
+            if not pretrained:
+                config = AutoConfig.from_pretrained(source, num_labels=num_labels, **kwargs)
+                return AutoModelForSequenceClassification.from_config(config, dtype=dtype)
+            model, info = AutoModelForSequenceClassification.from_pretrained(
+                source, num_labels=num_labels, dtype=dtype, output_loading_info=True, **kwargs
+            )
     except OSError as exc:
         raise _hub_error(checkpoint, exc) from exc
     except RuntimeError as exc:  # transformers points at a report that dlnb silenced above
@@ -142,10 +157,6 @@ def load_classifier(
             f"The weights of {checkpoint} do not fit a {num_labels}-label classifier (its saved "
             "head has another shape): pass the num_labels it was trained with."
         ) from exc
-    finally:
-        hf_logging.set_verbosity(verbosity)
-        if bars:
-            hf_logging.enable_progress_bar()
     new = sorted(info["missing_keys"])
     unexpected_new = [
         k for k in new if not k.startswith(("classifier.", "score.", "pre_classifier."))

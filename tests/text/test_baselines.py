@@ -77,10 +77,15 @@ def test_probe_classifier_learns_frozen_features():
     assert bl.probe_classifier((noise[::2], y[::2]), (noise[1::2], y[1::2]))["accuracy"] < 0.6
 
 
-def test_load_encoder_gives_minilm_without_a_head():
+def test_load_encoder_gives_minilm_without_a_head_and_no_loading_bar(capfd):
+    from transformers.utils import logging as hf_logging
+
+    hf_logging.enable_progress_bar()
     encoder = bl.load_encoder()
     assert encoder.config.hidden_size == 384 and not encoder.training
     assert not hasattr(encoder, "classifier")
+    assert "Loading weights" not in capfd.readouterr().err  # transformers' bar stayed silent
+    assert hf_logging.is_progress_bar_enabled()  # and the user's setting is back
 
 
 @pytest.mark.slow
