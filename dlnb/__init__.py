@@ -10,6 +10,8 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from dlnb.areas import NAMESPACES
+
 __version__ = "0.1.0"
 
 #: Public name -> the module that defines it.
@@ -29,21 +31,12 @@ _API = {
     "Timer": "dlnb.runtime",
     "progress": "dlnb.runtime",
     "record": "dlnb.recording",
+    "record_many": "dlnb.recording",
+    "shown_together": "dlnb.recording",
 }
-_AREAS = (
-    "data",
-    "train",
-    "vision",
-    "text",
-    "tabular",
-    "interpret",
-    "deploy",
-    "lifecycle",
-    "experiments",
-    "models",
-    "plots",
-    "runtime",
-)
+#: `from dlnb import vision` and the like: the areas, subpackages and core namespaces, listed once
+#: in dlnb/areas.py.
+_AREAS = NAMESPACES
 
 __all__ = [
     "Callback",
@@ -52,48 +45,25 @@ __all__ = [
     "Timer",
     "TrainConfig",
     "__version__",
-    "data",
-    "deploy",
     "doctor",
     "evaluate",
-    "experiments",
     "fit",
-    "interpret",
-    "lifecycle",
     "load",
     "make_loaders",
-    "models",
     "pick_device",
-    "plots",
     "predict",
     "progress",
     "record",
-    "runtime",
+    "record_many",
     "seed_everything",
-    "tabular",
-    "text",
-    "train",
-    "vision",
+    "shown_together",
 ]
+__all__ += _AREAS
 
 if TYPE_CHECKING:
-    from dlnb import (
-        data,
-        deploy,
-        experiments,
-        interpret,
-        lifecycle,
-        models,
-        plots,
-        runtime,
-        tabular,
-        text,
-        train,
-        vision,
-    )
     from dlnb.data.loaders import Loaders, make_loaders
     from dlnb.data.registry import load
-    from dlnb.recording import record
+    from dlnb.recording import record, record_many, shown_together
     from dlnb.runtime import Timer, doctor, pick_device, progress, seed_everything
     from dlnb.train.callbacks import Callback, EarlyStopping
     from dlnb.train.config import TrainConfig

@@ -371,3 +371,18 @@ def effects_table(effects: Sequence[Effect]):
             for e in effects
         ]
     )
+
+
+def proportion_interval(successes: int, n: int, z: float = 1.96) -> tuple[float, float]:
+    """Wilson score interval (95 % by default) of a success rate `successes` / `n`.
+
+    Unlike a bootstrap, it stays honest at 0 or n successes (20 of 20 gives about 0.84 to 1).
+    """
+    if n <= 0 or not 0 <= successes <= n:
+        raise ValueError(
+            f"proportion_interval needs 0 <= successes <= n and n > 0; got {successes}, {n}."
+        )
+    p = successes / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    return max(0.0, centre - half), min(1.0, centre + half)

@@ -3,8 +3,10 @@
 A method is a function `run(train_indices, seed) -> dict` that trains on those rows of a training
 set and returns its metrics. `data_efficiency` runs every method on nested, class-balanced
 subsets of the training set (`per_class_subset`) for several seeds, one tidy row per run;
-`summarise` and `plot_data_efficiency` read the curve off that frame, and `best_gain` the margin of
-the best of some methods over the best of others. `selection_leak` measures a data-leakage trap.
+`summarise` and `plot_data_efficiency` read the curve off that frame, and `best_effects` the paired
+effect (with its 95 % interval over seeds, `dlnb.claims`) of the best of some methods over the best
+of others, each picked on the validation set. `selection_leak` measures a data-leakage trap and
+`leak_summary` says what it shows.
 
     frame = data_efficiency({"tf-idf": tfidf, "fine-tuned": tuned}, train_labels, [4, 16, None], [0, 1])
     plot_data_efficiency(frame, "accuracy", chance=0.5)
@@ -18,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from dlnb.claims import Effect, paired_effect
 from dlnb.data.loaders import per_class_subset
 from dlnb.runtime import is_headless
 from dlnb.runtime import progress as progress_bar
@@ -128,42 +131,38 @@ def plot_data_efficiency(
     return ax.figure, ax
 
 
-def best_gain(
+def best_effects(
     frame: pd.DataFrame,
     ours: Sequence[str],
     baselines: Sequence[str],
     metric: str = "test_accuracy",
-) -> pd.DataFrame:
-    """Per size: the best of `ours` minus the best of `baselines`, each judged by its mean over seeds.
+    select_by: str = "valid_accuracy",
+    names: Mapping[str, str] | None = None,
+) -> dict[int, Effect]:
+    """Per size (`per_class`): the paired effect over seeds of the best of `ours` over the best of
+    `baselines` on `metric`, each best picked by its mean `select_by` over seeds (the validation
+    accuracy: picking by the test metric would flatter the winner).
 
-    One row per `per_class`: the two methods picked (`ours`, `baseline`), their means, `gain`
-    (the difference of the means), `worst_seed_gain` (the smallest difference between those two
-    methods on any one seed) and `seeds` (how many seeds both ran).
+    The effect's `ours`/`baseline` are the methods picked (renamed through `names` if given); its
+    interval and verdict come from `dlnb.claims.paired_effect` on the seeds both ran.
     """
-    import pandas as pd
-
     missing = sorted((set(ours) | set(baselines)) - set(frame["method"]))
     if missing:
         raise ValueError(f"The frame has no runs of {missing}.")
-    per_seed = frame.pivot_table(index=["per_class", "seed"], columns="method", values=metric)
-    means = per_seed.groupby(level="per_class").mean()
-    rows = []
-    for size, mean in means.iterrows():
+    names = names or {}
+    scores = frame.pivot_table(index=["per_class", "seed"], columns="method", values=metric)
+    chosen = frame.groupby(["per_class", "method"])[select_by].mean().unstack()
+    effects = {}
+    for size, mean in chosen.iterrows():
         mine, theirs = mean[list(ours)].idxmax(), mean[list(baselines)].idxmax()
-        diff = (per_seed.loc[size, mine] - per_seed.loc[size, theirs]).dropna()
-        rows.append(
-            {
-                "per_class": size,
-                "ours": mine,
-                "ours_mean": mean[mine],
-                "baseline": theirs,
-                "baseline_mean": mean[theirs],
-                "gain": mean[mine] - mean[theirs],
-                "worst_seed_gain": diff.min(),
-                "seeds": len(diff),
-            }
+        both = scores.loc[size, [mine, theirs]].dropna()
+        effects[int(size)] = paired_effect(
+            both[mine].to_numpy(),
+            both[theirs].to_numpy(),
+            names=(names.get(mine, mine), names.get(theirs, theirs)),
+            metric=metric.replace("_", " "),
         )
-    return pd.DataFrame(rows).set_index("per_class")
+    return effects
 
 
 def selection_leak(
@@ -200,3 +199,28 @@ def selection_leak(
             honest_accuracy = honest.fit(x[train], y[train]).score(x[test], y[test])
         rows.append({"seed": seed, "leaky": leaky_accuracy, "honest": honest_accuracy})
     return pd.DataFrame(rows)
+
+
+def leak_summary(leak: pd.DataFrame, chance: float = 0.5) -> str:
+    """What `selection_leak`'s runs show, as Markdown: both pipelines' mean test accuracy against
+    chance, and the paired effect of the leak over the draws."""
+    effect = paired_effect(
+        leak["leaky"].to_numpy(), leak["honest"].to_numpy(), names=("leaky", "honest")
+    )
+    if effect.verdict == "better":
+        finding = (
+            f"the leaky pipeline scores {effect.ours_mean:.3f} on average (never below "
+            f"{leak.leaky.min():.3f}) and the honest one {effect.baseline_mean:.3f}, where chance "
+            f"is {chance:g}: the leak adds {effect.interval()}. Nothing was learned; the leaky "
+            "score measures only that the test labels took part in choosing the features."
+        )
+    else:
+        finding = (
+            f"the leak did not show: leaky {effect.ours_mean:.3f}, honest "
+            f"{effect.baseline_mean:.3f}, chance {chance:g} ({effect.interval()})."
+        )
+    return (
+        f"On {len(leak)} draws of noise, {finding} The same goes for any fitted preprocessing "
+        "(scaling statistics, PCA, class re-balancing, a setting tuned on test results): fit it on "
+        "the training rows, apply it everywhere."
+    )

@@ -35,6 +35,7 @@ class LeNet5(nn.Module):
         self.in_channels = in_channels
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Class logits of a batch of 28x28 images, `(batch, in_channels, 28, 28)`."""
         # Skipped while tracing (TorchScript export): a traced check is a constant that warns.
         if not torch.jit.is_tracing() and (
             x.ndim != 4 or x.shape[1] != self.in_channels or x.shape[-2:] != (28, 28)
@@ -67,6 +68,7 @@ class MLP(nn.Module):
         self.in_features = in_features
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """Outputs of a batch, each sample flattened to `in_features` values."""
         flat = x[0].numel() if x.ndim > 1 else x.numel()
         if flat != self.in_features:
             raise ValueError(

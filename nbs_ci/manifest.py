@@ -1,4 +1,8 @@
-"""Load and validate `nbs_ci/manifest.yaml`: which notebooks run, their budgets, parameters and gates."""
+"""Load and validate `nbs_ci/manifest.yaml`: which notebooks run, their budgets, parameters and gates.
+
+The texts saying where each gate comes from live beside it in `references.md` (nbs_ci.references),
+read and checked with the manifest.
+"""
 
 from __future__ import annotations
 
@@ -10,6 +14,8 @@ from pathlib import Path
 
 import yaml
 
+from nbs_ci.references import read_references, references_path
+
 ROOT = Path(__file__).resolve().parents[1]
 MANIFEST = Path(__file__).resolve().parent / "manifest.yaml"
 NOTEBOOKS = ROOT / "notebooks"
@@ -17,10 +23,11 @@ NOTEBOOKS = ROOT / "notebooks"
 PROFILES = ("smoke", "full")
 ACCELERATORS = ("cpu", "gpu")
 OPS = {">=": operator.ge, ">": operator.gt, "<=": operator.le, "<": operator.lt, "==": operator.eq}
-ENTRY_KEYS = {"name", "accelerator", "budget_s", "parameters", "gates", "reference"}
+ENTRY_KEYS = {"name", "accelerator", "budget_s", "parameters", "gates"}
 REQUIRED_KEYS = {"name", "budget_s"}
 GATE_KEYS = {"metric", "op", "value"}
 NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]*$")
+REFERENCES_HINT = "references.md beside the manifest"
 
 
 class ManifestError(ValueError):
@@ -76,7 +83,6 @@ class Entry:
     accelerator: str = "cpu"
     parameters: dict[str, dict] = field(default_factory=dict)
     gates: dict[str, tuple[Gate, ...]] = field(default_factory=dict)
-    reference: str = ""
     line: int = 0
 
     def path(self, notebooks_dir: Path) -> Path:
@@ -90,10 +96,15 @@ class Entry:
 
 @dataclass(frozen=True)
 class Manifest:
-    """The validated manifest: its entries in file order."""
+    """The validated manifest: its entries in file order, and their `references.md` texts."""
 
     path: Path
     entries: tuple[Entry, ...]
+    references: dict[str, str] = field(default_factory=dict)
+
+    def reference(self, name: str) -> str:
+        """Where the gates of notebook `name` come from ("" when references.md has no section)."""
+        return self.references.get(name, "")
 
     def select(self, only: list[str] | None = None) -> list[Entry]:
         """The entries named in `only` (all when None); an unknown name is a ValueError."""
@@ -178,7 +189,12 @@ def _parse_entry(
         problems.append(f"{where}: an entry must be a mapping, got {raw!r}")
         return None
     bad = len(problems)
-    unknown = sorted(set(raw) - ENTRY_KEYS)
+    if "reference" in raw:
+        problems.append(
+            f"{where}: `reference` texts live in {REFERENCES_HINT}, not in the manifest; "
+            "move this one there under a `## NAME` heading"
+        )
+    unknown = sorted(set(raw) - ENTRY_KEYS - {"reference"})
     if unknown:
         problems.append(f"{where}: unknown key(s) {unknown}; allowed: {sorted(ENTRY_KEYS)}")
     missing = sorted(REQUIRED_KEYS - set(raw))
@@ -226,9 +242,6 @@ def _parse_entry(
         ]
         gates[profile] = tuple(g for g in parsed if g is not None)
 
-    reference = raw.get("reference", "")
-    if not isinstance(reference, str):
-        problems.append(f"{where}: reference must be text, got {reference!r}")
     if len(problems) > bad or not isinstance(name, str):
         return None
     return Entry(
@@ -237,7 +250,6 @@ def _parse_entry(
         accelerator=accelerator,
         parameters={p: dict(v) for p, v in parameters.items()},
         gates=gates,
-        reference=reference,
         line=line,
     )
 
@@ -278,6 +290,12 @@ def load_manifest(
         entry = _parse_entry(where, item, problems, notebooks_dir, line)
         if entry is not None:
             entries.append(entry)
+    references, found = read_references(references_path(path))
+    problems += found + [
+        f"{references_path(path)}: section {name!r} names no notebook of the manifest"
+        for name in references
+        if name not in first_line
+    ]
     if problems:
         raise ManifestError(path, problems)
-    return Manifest(path=path, entries=tuple(entries))
+    return Manifest(path=path, entries=tuple(entries), references=references)

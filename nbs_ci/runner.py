@@ -212,15 +212,19 @@ def run_notebook(
     out: Path,
     kernel: str = KERNEL,
     has_cuda: bool = False,
+    reference: str = "",
 ) -> NotebookResult:
-    """Execute one entry's `profile` in a child process; return its result."""
+    """Execute one entry's `profile` in a child process; return its result.
+
+    `reference` (the entry's references.md text) is copied into the result as it is.
+    """
     budget = entry.budget_s[profile]
     result = NotebookResult(
         name=entry.name,
         accelerator=entry.accelerator,
         budget_s=budget,
         notebook=f"{entry.name}.ipynb",
-        reference=entry.reference,
+        reference=reference,
     )
     if entry.accelerator == "gpu" and not has_cuda:
         result.status, result.notebook = "skipped", None
@@ -368,7 +372,8 @@ def run(
         log(
             f"[{i}/{len(entries)}] {entry.name} ({profile}, budget {entry.budget_s[profile]:g} s) ..."
         )
-        r = run_notebook(entry, profile, notebooks_dir, out, has_cuda=has_cuda)
+        reference = loaded.reference(entry.name)
+        r = run_notebook(entry, profile, notebooks_dir, out, has_cuda=has_cuda, reference=reference)
         took = (
             ""
             if r.duration_s is None

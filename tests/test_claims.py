@@ -137,3 +137,14 @@ def test_effects_table_has_one_row_per_effect():
     ]
     table = claims.effects_table(effects)
     assert list(table.verdict) == ["better", "within noise"]
+
+
+def test_proportion_interval_is_wilson_and_honest_at_the_edges():
+    low, high = claims.proportion_interval(20, 20)
+    assert 0.82 < low < 0.85 and high == 1.0
+    low, high = claims.proportion_interval(0, 20)
+    assert low == 0.0 and 0.15 < high < 0.18
+    low, high = claims.proportion_interval(5, 12)
+    assert 0.19 < low < 0.20 and 0.68 < high < 0.69
+    with pytest.raises(ValueError):
+        claims.proportion_interval(3, 2)

@@ -101,28 +101,56 @@ def test_the_plot_of_another_metric_can_use_a_log_scale():
     assert ax.get_title() == "cost" and [t.get_text() for t in ax.get_xticklabels()] == ["1", "4"]
 
 
-def test_best_gain_compares_the_best_of_each_group_by_its_mean():
+def effect_rows(sizes: dict) -> list[dict]:
+    """Rows of a data-efficiency frame: size -> method -> (test scores per seed, validation)."""
+    rows = []
+    for size, methods in sizes.items():
+        for method, (per_seed, valid) in methods.items():
+            rows += [
+                {"method": method, "per_class": size, "seed": s, "test_accuracy": v,
+                 "valid_accuracy": valid}
+                for s, v in enumerate(per_seed)
+            ]  # fmt: skip
+    return rows
+
+
+def test_best_effects_pick_each_best_on_validation_and_pair_them_over_seeds():
     import pandas as pd
 
-    rows = []
-    for size, scores in {
-        1: {"a": (0.9, 0.7), "b": (0.6, 0.6), "x": (0.5, 0.65), "y": (0.4, 0.4)},
-        4: {"a": (0.8, 0.8), "b": (0.9, 0.9), "x": (0.85, 0.95), "y": (0.1, 0.1)},
-    }.items():
-        for method, per_seed in scores.items():
-            rows += [
-                {"method": method, "per_class": size, "seed": s, "test_accuracy": v}
-                for s, v in enumerate(per_seed)
-            ]
-    gains = experiments.best_gain(pd.DataFrame(rows), ["a", "b"], ["x", "y"])
-    assert list(gains.index) == [1, 4]
-    one, four = gains.loc[1], gains.loc[4]
-    assert (one.ours, one.baseline) == ("a", "x")
-    assert one.gain == pytest.approx(0.8 - 0.575) and one.worst_seed_gain == pytest.approx(0.05)
-    assert (four.ours, four.baseline) == ("b", "x") and four.gain == pytest.approx(0.0)
-    assert four.worst_seed_gain == pytest.approx(-0.05) and four.seeds == 2
+    frame = pd.DataFrame(
+        effect_rows(
+            {
+                # "b" has the best test mean but "a" the best validation: "a" is picked
+                1: {"a": ((0.9, 0.8, 0.85), 0.9), "b": ((0.95, 0.95, 0.95), 0.5),
+                    "x": ((0.5, 0.6, 0.55), 0.7), "y": ((0.4, 0.4, 0.4), 0.6)},
+                4: {"a": ((0.8, 0.8, 0.8), 0.8), "b": ((0.9, 0.7, 0.8), 0.9),
+                    "x": ((0.85, 0.75, 0.8), 0.8), "y": ((0.1, 0.1, 0.1), 0.1)},
+            }
+        )
+    )  # fmt: skip
+    effects = experiments.best_effects(frame, ["a", "b"], ["x", "y"], names={"a": "A"})
+    assert list(effects) == [1, 4]
+    one, four = effects[1], effects[4]
+    assert (one.ours, one.baseline, one.n) == ("A", "x", 3)
+    assert one.diff == pytest.approx(0.3) and one.verdict == "better"  # +0.4, +0.2, +0.3
+    assert one.low == pytest.approx(0.3 - 4.302653 * 0.1 / 3**0.5, abs=1e-6)
+    assert (four.ours, four.baseline) == ("b", "x") and four.diff == pytest.approx(0.0)
+    assert four.verdict == "within noise"  # +0.05, -0.05, 0
     with pytest.raises(ValueError, match="no runs of \\['z'\\]"):
-        experiments.best_gain(pd.DataFrame(rows), ["a", "z"], ["x"])
+        experiments.best_effects(frame, ["a", "z"], ["x"])
+
+
+def test_the_leak_summary_follows_the_verdict():
+    import pandas as pd
+
+    leaky = pd.DataFrame({"seed": range(4), "leaky": [0.8, 0.78, 0.82, 0.79],
+                          "honest": [0.5, 0.48, 0.53, 0.49]})  # fmt: skip
+    text = experiments.leak_summary(leaky)
+    assert "leaky pipeline scores 0.797" in text and "never below 0.780" in text
+    assert "95 % CI" in text and "Nothing was learned" in text
+    level = leaky.assign(leaky=[0.5, 0.49, 0.52, 0.5])
+    text = experiments.leak_summary(level)
+    assert "did not show" in text and "Nothing was learned" not in text
 
 
 def test_selecting_features_on_every_row_fakes_learning_on_noise():

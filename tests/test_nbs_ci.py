@@ -21,6 +21,7 @@ from nbs_ci.__main__ import main
 from nbs_ci.child import unfinished_cell
 from nbs_ci.manifest import MANIFEST, PROFILES, Entry, Gate, ManifestError, load_manifest
 from nbs_ci.provenance import provenance
+from nbs_ci.references import WIDTH, format_references, parse_references, references_path
 from nbs_ci.report import changes, render
 from nbs_ci.results import NotebookResult, RunSummary
 from nbs_ci.runner import INLINE_BACKEND, RecordsError, cuda_available, ensure_kernel, read_records
@@ -97,6 +98,9 @@ NOTEBOOK_KEYS = [
 ]
 
 
+OK_REFERENCE = "Measured with `python -m nbs_ci run`: " + "; ".join(["accuracy 0.9 every time"] * 6)
+
+
 def write_notebook(
     path: Path, cells: list[str], parameters: str = 'PROFILE = "smoke"\nEPOCHS = 1'
 ) -> None:
@@ -143,6 +147,7 @@ def curriculum(tmp_path_factory) -> dict:
             sort_keys=False,
         )
     )
+    references_path(manifest).write_text(format_references({"ok": OK_REFERENCE}))
     printed = io.StringIO()
     with contextlib.redirect_stdout(printed):
         code = main(
@@ -187,6 +192,8 @@ def test_passing_notebook_reports_metrics_gates_memory_and_environment(curriculu
     assert nb["peak_rss_mb"] > 300, "the kernel held a 300 MB array; the RSS sampler must see it"
     assert 1 < nb["duration_s"] < 120
     assert nb["error"] is None
+    assert nb["reference"] == OK_REFERENCE, "read from references.md beside the manifest"
+    assert {n["reference"] for n in curriculum["summary"]["notebooks"] if n["name"] != "ok"} == {""}
     executed = nbformat.read(curriculum["out"] / "ok.ipynb", as_version=4)
     assert any("injected-parameters" in c.metadata.get("tags", []) for c in executed.cells)
     outputs = [o for c in executed.cells if c.cell_type == "code" for o in c.outputs]
@@ -764,7 +771,7 @@ def test_manifest_rejects_unknown_top_level_key_and_accepts_empty_list(tmp_path)
 
 
 def test_the_shipped_manifest_restates_no_default():
-    defaults = {f: Entry.__dataclass_fields__[f].default for f in ("accelerator", "reference")}
+    defaults = {f: Entry.__dataclass_fields__[f].default for f in ("accelerator",)}
     raw = yaml.safe_load(MANIFEST.read_text(encoding="utf-8"))["notebooks"]
     restated = [
         f"{e['name']}: {key}: {e[key]!r}"
@@ -822,24 +829,75 @@ def test_manifest_parses_a_valid_entry(tmp_path):
         yaml.safe_dump(
             {
                 "notebooks": [
-                    entry(
-                        "01_x",
-                        gates={"full": [{"metric": "acc", "op": ">", "value": 0.99}]},
-                        reference="paper",
-                    )
+                    entry("01_x", gates={"full": [{"metric": "acc", "op": ">", "value": 0.99}]})
                 ]
             }
         )
     )
-    (e,) = load_manifest(path, tmp_path).entries
-    assert (e.name, e.accelerator, e.budget_s, e.reference) == (
-        "01_x",
-        "cpu",
-        {"smoke": 120, "full": 120},
-        "paper",
-    )
+    (tmp_path / "references.md").write_text("# Intro\n\n## 01_x\n\nfrom a\npaper\n\nand a run\n")
+    loaded = load_manifest(path, tmp_path)
+    (e,) = loaded.entries
+    assert (e.name, e.accelerator, e.budget_s) == ("01_x", "cpu", {"smoke": 120, "full": 120})
     assert e.gates == {"full": (Gate("acc", ">", 0.99),)}
     assert e.parameters == {"smoke": {"PROFILE": "smoke"}}
+    assert loaded.reference("01_x") == "from a paper\n\nand a run"
+    assert loaded.reference("02_none") == ""
+
+
+def _one_entry_manifest(tmp_path: Path, **overrides) -> Path:
+    write_notebook(tmp_path / "01_x.ipynb", [])
+    path = tmp_path / "manifest.yaml"
+    path.write_text(yaml.safe_dump({"notebooks": [entry("01_x", **overrides)]}))
+    return path
+
+
+def test_a_reference_in_the_manifest_says_to_move_it_to_references_md(tmp_path):
+    path = _one_entry_manifest(tmp_path, reference="paper")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path, tmp_path)
+    (problem,) = info.value.problems
+    assert "'01_x'" in problem and "references.md" in problem and "## NAME" in problem
+
+
+def test_references_md_may_name_only_notebooks_of_the_manifest(tmp_path):
+    path = _one_entry_manifest(tmp_path)
+    references_path(path).write_text("## 01_x\n\nmeasured\n\n## 01_typo\n\nmeasured too\n")
+    with pytest.raises(ManifestError) as info:
+        load_manifest(path, tmp_path)
+    (problem,) = info.value.problems
+    assert str(references_path(path)) in problem and "'01_typo' names no notebook" in problem
+
+
+def test_references_md_rejects_repeated_and_empty_sections(tmp_path):
+    found, problems = parse_references("intro\n## a\n\none\n## b\n\n## a\ntwo\n")
+    assert found == {"a": "one two", "b": ""}
+    assert problems == ["line 7: section 'a' repeats line 2", "line 5: section 'b' has no text"]
+    path = _one_entry_manifest(tmp_path)
+    references_path(path).write_text("## 01_x\n")
+    with pytest.raises(ManifestError, match="section '01_x' has no text"):
+        load_manifest(path, tmp_path)
+
+
+def test_format_references_wraps_and_reads_back():
+    refs = {"01_x": "word " * 60 + "end", "02_y": "first paragraph\n\nsecond"}
+    text = format_references(refs, intro="# Title")
+    assert text.startswith("# Title\n\n## 01_x\n\n")
+    assert max(len(line) for line in text.splitlines()) <= WIDTH
+    assert len(text.splitlines()) > 6, "the long text is wrapped over several lines"
+    assert parse_references(text) == (refs, [])
+    with pytest.raises(ValueError, match="02_y"):
+        format_references({"02_y": "a\n\n## heading in the text"})
+
+
+def test_the_shipped_references_are_wrapped_and_name_manifest_entries():
+    path = references_path(MANIFEST)
+    text = path.read_text(encoding="utf-8")
+    long = [line for line in text.splitlines() if len(line) > WIDTH and " " in line]
+    assert long == [], f"wrap {path.name} at {WIDTH} columns"
+    loaded = load_manifest()  # also fails on a section naming no notebook of the manifest
+    references, problems = parse_references(text)
+    assert problems == [] and references == loaded.references
+    assert set(references) <= {e.name for e in loaded.entries}
 
 
 @pytest.mark.parametrize(

@@ -118,3 +118,54 @@ def test_gpu_peak_is_written_after_cuda_use(tmp_path, monkeypatch):
     rec.record("acc", 0.5)
     del block
     assert lines(path)[0]["gpu_peak_bytes"] >= 256 * 2**20
+
+
+def test_record_many_records_every_value_and_shows_one_table(tmp_path, monkeypatch, capsys):
+    path = tmp_path / "records.jsonl"
+    monkeypatch.setenv("DLNB_RECORD_FILE", str(path))
+    rec.record_many({"acc": 0.5, "model": "mlp", "converged": True})
+    assert lines(path) == [
+        {"name": "acc", "value": 0.5},
+        {"name": "model", "value": "mlp"},
+        {"name": "converged", "value": True},
+    ]
+    assert rec.recorded() == {"acc": 0.5, "model": "mlp", "converged": True}
+    # outside a notebook the one table is printed once, one line per value
+    assert capsys.readouterr().out.splitlines() == [
+        "acc = 0.5",
+        "model = 'mlp'",
+        "converged = True",
+    ]
+
+
+def test_shown_together_holds_every_line_until_the_block_ends(monkeypatch):
+    shown = []
+    monkeypatch.setattr(rec, "show", shown.append)
+    with rec.shown_together():
+        rec.record("a", 1)
+        with rec.shown_together():  # an inner block (record_many) joins the outer table
+            rec.record_many({"b": 2})
+        assert shown == []
+    assert len(shown) == 1 and shown[0].rows == [("a", 1), ("b", 2)]
+    rec.record("c", 3)  # after the block, one line again
+    assert str(shown[-1]) == "c = 3" and not hasattr(shown[-1], "rows")
+
+
+def test_the_table_puts_an_effects_five_values_on_one_row(monkeypatch):
+    shown = []
+    monkeypatch.setattr(rec, "show", shown.append)
+    effect = {"e_diff": 0.01, "e_low": -0.002, "e_high": 0.022, "e_n": 3, "e_verdict": "better"}
+    rec.record_many({"runs": 4, **effect, "e_low_bound_note": "kept"})
+    table = shown[0]._repr_markdown_()
+    assert "| `e_*` | 0.01 (95 % CI -0.002 to 0.022, n 3): better |" in table
+    assert "| `runs` | 4 |" in table and "| `e_low_bound_note` | 'kept' |" in table
+    assert "e_high" not in table and table.startswith("**recorded** 7 values")
+
+
+def test_a_failed_record_inside_a_block_still_shows_what_was_recorded(monkeypatch):
+    shown = []
+    monkeypatch.setattr(rec, "show", shown.append)
+    with pytest.raises(ValueError, match="not finite"), rec.shown_together():
+        rec.record("a", 1)
+        rec.record("b", float("nan"))
+    assert shown[0].rows == [("a", 1)] and rec.recorded() == {"a": 1}

@@ -1,18 +1,17 @@
-"""Data: the dataset registry with verified sources, loaders, GPU-resident loading, archives."""
+"""Data: the dataset registry with verified sources, loaders, GPU-resident loading, archives.
+
+What notebooks and users call: `load` and `make_loaders`, per-class subsets, the registry's
+types to add a dataset of your own (`register(DatasetSpec(...))`), the errors a failed load
+raises, and the archive functions behind `python -m dlnb data`. The helpers the areas build on
+(cache paths, checksums of files and arrays, index splits, batch augmentation) are imported from
+their modules: `dlnb.data.registry`, `dlnb.data.loaders`, `dlnb.data.resident`.
+"""
 
 from __future__ import annotations
 
 from dlnb.data.archive import pack, pull, unpack, verify
-from dlnb.data.loaders import (
-    Loaders,
-    PairDataset,
-    make_loaders,
-    per_class_subset,
-    split_indices,
-    subset_indices,
-)
+from dlnb.data.loaders import Loaders, make_loaders, per_class_subset
 from dlnb.data.registry import (
-    SPLITS,
     ChecksumError,
     DatasetSpec,
     DatasetUnavailable,
@@ -20,20 +19,13 @@ from dlnb.data.registry import (
     PackageSource,
     RemoteFile,
     UrlSource,
-    cache_path,
-    data_dir,
-    digest_path,
     download,
     get_spec,
     load,
     names,
-    read_cache,
     register,
-    sha256_file,
-    store_cache,
-    verify_arrays,
 )
-from dlnb.data.resident import GpuLoader, random_flip, random_translate
+from dlnb.data.resident import GpuLoader
 
 __all__ = [
     "DatasetUnavailable",
@@ -46,24 +38,11 @@ __all__ = [
     "register",
     "names",
     "get_spec",
-    "data_dir",
-    "cache_path",
-    "sha256_file",
-    "verify_arrays",
-    "read_cache",
-    "digest_path",
-    "store_cache",
     "download",
-    "SPLITS",
     "load",
     "Loaders",
-    "PairDataset",
-    "split_indices",
-    "subset_indices",
-    "per_class_subset",
     "make_loaders",
-    "random_translate",
-    "random_flip",
+    "per_class_subset",
     "GpuLoader",
     "pull",
     "verify",

@@ -15,7 +15,6 @@ from dlnb.data.registry import (
     ChecksumError,
     DatasetSpec,
     cache_path,
-    data_dir,
     get_spec,
     load,
     names,
@@ -80,7 +79,7 @@ def _unpinned_status(name: str) -> str:
     )
 
 
-def size_limit(spec: DatasetSpec) -> int:
+def _size_limit(spec: DatasetSpec) -> int:
     """The most bytes an archive may hold for `spec`: twice its expected size plus 1 MiB."""
     return 2 * spec.expected_bytes + (1 << 20) if spec.expected_bytes else DEFAULT_LIMIT
 
@@ -110,7 +109,7 @@ def _member_limit(name: str) -> int:
         return MANIFEST_LIMIT
     dataset, _, base = name.partition("/")
     try:
-        return size_limit(get_spec(dataset)) if base == f"{dataset}.npz" else DEFAULT_LIMIT
+        return _size_limit(get_spec(dataset)) if base == f"{dataset}.npz" else DEFAULT_LIMIT
     except KeyError:
         return DEFAULT_LIMIT
 
@@ -146,7 +145,7 @@ def _read_manifest(tar: tarfile.TarFile, member: tarfile.TarInfo, archive: Path)
     return listed
 
 
-def read_npz(blob: bytes, limit: int, what: str) -> dict[str, np.ndarray]:
+def _read_npz(blob: bytes, limit: int, what: str) -> dict[str, np.ndarray]:
     """The arrays of an npz, refusing (before allocating) entries that declare over `limit` bytes."""
     with zipfile.ZipFile(io.BytesIO(blob)) as z:
         total = 0
@@ -208,8 +207,8 @@ def unpack(archive: str | Path, allow_unverified: bool = False) -> list[str]:
                 )
             spec = get_spec(name)
             try:
-                arrays = read_npz(
-                    open_member(tar, member).read(), size_limit(spec), f"{archive}:{member.name}"
+                arrays = _read_npz(
+                    open_member(tar, member).read(), _size_limit(spec), f"{archive}:{member.name}"
                 )
             except Exception as exc:
                 raise ChecksumError(
@@ -232,4 +231,4 @@ def unpack(archive: str | Path, allow_unverified: bool = False) -> list[str]:
     return restored
 
 
-__all__ = ["pack", "pull", "read_npz", "size_limit", "unpack", "verify", "data_dir"]
+__all__ = ["pack", "pull", "unpack", "verify"]

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
+import torch
+from torch.utils.data import DataLoader, Subset
 
-if TYPE_CHECKING:
-    import torch
+from dlnb.data.arrays import num_rows, rows
+from dlnb.data.resident import GpuLoader
+from dlnb.runtime import pick_device
 
 
 @dataclass
@@ -19,19 +22,6 @@ class Loaders:
     train: object
     valid: object = None
     test: object = None
-
-
-def rows(x: Any, index: Any) -> Any:
-    """Rows `index` (an int or an index array) of `x`, or of each input when `x` is a tuple."""
-    return tuple(part[index] for part in x) if isinstance(x, tuple) else x[index]
-
-
-def num_rows(x: Any) -> int:
-    """How many examples `x` holds (a tuple of inputs must agree on it)."""
-    lengths = {len(part) for part in x} if isinstance(x, tuple) else {len(x)}
-    if len(lengths) != 1:
-        raise ValueError(f"The inputs of a tuple must have as many rows; got {sorted(lengths)}.")
-    return lengths.pop()
 
 
 class PairDataset:
@@ -53,7 +43,7 @@ class PairDataset:
         return (self.transform(x) if self.transform else x), self.y[i]
 
 
-def split_indices(
+def _split_indices(
     n: int, valid_fraction: float, seed: int, labels: Any = None
 ) -> tuple[np.ndarray, np.ndarray]:
     """A seeded random split of `range(n)` into train and validation indices, stratified by
@@ -132,6 +122,58 @@ def _check_options(
         )
 
 
+def _host_loader(
+    x: Any,
+    y: Any,
+    index: np.ndarray | None,
+    size: int,
+    train: bool,
+    seed: int,
+    transform: Callable | None,
+    collate_fn: Callable | None,
+    num_workers: int,
+) -> DataLoader:
+    """A DataLoader of rows `index` (all when None): shuffled by `seed` and transformed for train."""
+    dataset: Any = PairDataset(x, y, transform if train else None)
+    if index is not None:
+        dataset = Subset(dataset, index.tolist())
+    return DataLoader(
+        dataset,
+        batch_size=size,
+        shuffle=train,
+        generator=torch.Generator().manual_seed(seed) if train else None,
+        collate_fn=collate_fn,
+        num_workers=num_workers,
+    )
+
+
+def _resident_loader(
+    x: Any,
+    y: Any,
+    index: np.ndarray | None,
+    size: int,
+    train: bool,
+    device: torch.device,
+    seed: int,
+    translate: int,
+    flip: bool,
+) -> GpuLoader:
+    """A `GpuLoader` of rows `index` (all when None) on `device`, shuffled and augmented for train."""
+    if index is not None:
+        picked = torch.as_tensor(index)
+        x, y = rows(x, picked), y[picked]
+    return GpuLoader(
+        x,
+        y,
+        size,
+        shuffle=train,
+        device=device,
+        seed=seed,
+        translate=translate if train else 0,
+        flip=flip and train,
+    )
+
+
 def make_loaders(
     x_train: Any,
     y_train: Any,
@@ -153,22 +195,29 @@ def make_loaders(
 ) -> Loaders:
     """Loaders of every split: a seeded shuffle for train, a seeded validation split held out of it.
 
-    `x` is a tensor, an array, a list (e.g. token ids of varying lengths, batched by a
-    `collate_fn`) or a tuple of inputs (the model is called as `model(*x)`). The validation split
-    is `valid_fraction` of the training rows (0.1 by default; `stratify=True` keeps every class's
-    share of `y_train` in it), or `valid=(x, y)` of your own.
-    Valid and test are batched in order by `eval_batch_size` (default `batch_size`).
+    Without `device` the loaders are DataLoaders; with it every split is moved to the device once
+    and shuffled, batched and augmented there: `GpuLoader`s, with the same seeded split.
 
-    With `device` ("auto", "cuda", ...) every split is moved there once and shuffled, batched and
-    augmented there (`translate` pixels, `flip`): `GpuLoader`s instead of DataLoaders, with the
-    same seeded split. Without it, `train_transform` augments each training example as it is read.
+    Args:
+        x_train: training inputs: a tensor, an array, a list (e.g. token ids of varying lengths,
+            batched by a `collate_fn`) or a tuple of inputs (the model is called as `model(*x)`).
+        y_train: training targets, one per row of `x_train`.
+        x_test: test inputs (optional), batched in order.
+        y_test: test targets, one per row of `x_test`.
+        valid: a validation split of your own, `(x, y)`, instead of one held out of train.
+        batch_size: training batch size.
+        eval_batch_size: batch size of valid and test (default `batch_size`), batched in order.
+        valid_fraction: share of the training rows held out for validation (0.1 by default; 0
+            when `valid` is given).
+        seed: seeds the validation split and the training shuffle (and augmentation).
+        train_transform: applied to each training example as it is read (host loaders only).
+        collate_fn: how a DataLoader merges examples into a batch (host loaders only).
+        num_workers: DataLoader worker processes (host loaders only).
+        device: "auto", "cuda", a `torch.device`...: device-resident `GpuLoader`s.
+        translate: shift training images by up to this many pixels (with `device`).
+        flip: mirror a random half of each training batch left to right (with `device`).
+        stratify: keep every class's share of `y_train` in the validation split.
     """
-    import torch
-    from torch.utils.data import DataLoader, Subset
-
-    from dlnb.data.resident import GpuLoader
-    from dlnb.runtime import pick_device
-
     host_only = [
         name
         for name, value in (
@@ -184,35 +233,15 @@ def make_loaders(
     if valid_fraction is None:
         valid_fraction = 0.0 if valid is not None else 0.1
     strata = y_train if stratify else None
-    train_idx, valid_idx = split_indices(len(y_train), valid_fraction, seed, strata)
+    train_idx, valid_idx = _split_indices(len(y_train), valid_fraction, seed, strata)
     resident = pick_device(device) if isinstance(device, str) else device
 
-    def build(x, y, index: np.ndarray | None = None, train: bool = False):
+    def build(x: Any, y: Any, index: np.ndarray | None = None, train: bool = False) -> object:
         size = batch_size if train else eval_batch_size or batch_size
         if resident is not None:
-            if index is not None:
-                picked = torch.as_tensor(index)
-                x, y = rows(x, picked), y[picked]
-            return GpuLoader(
-                x,
-                y,
-                size,
-                shuffle=train,
-                device=resident,
-                seed=seed,
-                translate=translate if train else 0,
-                flip=flip and train,
-            )
-        dataset: Any = PairDataset(x, y, train_transform if train else None)
-        if index is not None:
-            dataset = Subset(dataset, index.tolist())
-        return DataLoader(
-            dataset,
-            batch_size=size,
-            shuffle=train,
-            generator=torch.Generator().manual_seed(seed) if train else None,
-            collate_fn=collate_fn,
-            num_workers=num_workers,
+            return _resident_loader(x, y, index, size, train, resident, seed, translate, flip)
+        return _host_loader(
+            x, y, index, size, train, seed, train_transform, collate_fn, num_workers
         )
 
     train = build(x_train, y_train, train_idx, train=True)

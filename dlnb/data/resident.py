@@ -14,7 +14,7 @@ import torch
 import torch.nn.functional as F
 from torch.utils.data import TensorDataset
 
-from dlnb.data.loaders import num_rows, rows
+from dlnb.data.arrays import num_rows, rows
 from dlnb.runtime import pick_device
 
 

@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+from dlnb.deploy import story
 from dlnb.deploy.batching import Batcher
 from dlnb.deploy.bench import (
+    LatencyRatio,
     benchmark,
+    latency_ratio,
     load_test,
     plot_latency,
     plot_throughput,
@@ -12,7 +15,6 @@ from dlnb.deploy.bench import (
     thread_settings,
     time_calls,
 )
-from dlnb.deploy.card import ModelCard, dataset_provenance, file_checksums, package_versions
 from dlnb.deploy.client import predict
 from dlnb.deploy.codecs import (
     decode_image,
@@ -69,6 +71,7 @@ from dlnb.deploy.shifts import (
     split_windows,
     summarise_sweep,
 )
+from dlnb.train.card import ModelCard, dataset_provenance, file_checksums, package_versions
 
 __all__ = [
     "ParityError",
@@ -88,6 +91,9 @@ __all__ = [
     "time_calls",
     "benchmark",
     "speedup",
+    "LatencyRatio",
+    "latency_ratio",
+    "story",
     "plot_latency",
     "plot_throughput",
     "load_test",

@@ -4,17 +4,21 @@ from __future__ import annotations
 
 import asyncio
 import json
+import math
 import os
 import time
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
 import torch
 
+from dlnb import claims
 from dlnb.deploy.client import request_body
 from dlnb.deploy.export import NumpyFn, as_numpy_fn, ort_threads
 from dlnb.plots import axes
+from dlnb.recording import record
 from dlnb.runtime import cpu_threads
 
 
@@ -83,15 +87,25 @@ def _measure(
 ) -> pd.DataFrame:
     """The timing loop of `benchmark`."""
     fns = {name: as_numpy_fn(m) for name, m in runtimes.items()}
-    rows = []
+    rows, per_round = [], []
     for bs in batch_sizes:
         x = _tile(np.asarray(sample), bs)
         for fn in fns.values():
             time_calls(fn, x, warmup)
         times: dict[str, list[float]] = {name: [] for name in fns}
-        for _ in range(rounds):
+        for r in range(rounds):
             for name, fn in fns.items():
-                times[name] += time_calls(fn, x, -(-iters // rounds), max_seconds / rounds)
+                ts = time_calls(fn, x, -(-iters // rounds), max_seconds / rounds)
+                times[name] += ts
+                per_round.append(
+                    {
+                        "runtime": name,
+                        "batch_size": bs,
+                        "round": r,
+                        "p50_ms": 1e3 * float(np.median(ts)),
+                        "mean_ms": 1e3 * float(np.mean(ts)),
+                    }
+                )
         for name, ts in times.items():
             t = np.asarray(ts)
             rows.append(
@@ -109,6 +123,7 @@ def _measure(
             )
     df = pd.DataFrame(rows)
     df.attrs.update(thread_settings())
+    df.attrs["per_round"] = per_round  # each round's p50 and mean: the pairs `latency_ratio` reads
     return df
 
 
@@ -124,6 +139,78 @@ def speedup(
         )
     ratio = at[baseline] / at[candidate]
     return float(1 / ratio if metric == "throughput_per_s" else ratio)
+
+
+@dataclass(frozen=True)
+class LatencyRatio:
+    """How many times faster `candidate` is than `baseline` at one batch size: the geometric mean
+    over the benchmark's rounds of the paired per-round ratio, with its t-based 95 % interval."""
+
+    baseline: str
+    candidate: str
+    batch_size: int
+    ratio: float
+    low: float
+    high: float
+    rounds: int
+    metric: str = "p50 latency"
+
+    @property
+    def verdict(self) -> str:
+        """faster / slower (the interval excludes 1), within noise, or unresolved (one round)."""
+        if not (math.isfinite(self.low) and math.isfinite(self.high)):
+            return "unresolved"
+        return "faster" if self.low > 1 else "slower" if self.high < 1 else "within noise"
+
+    def interval(self) -> str:
+        """'3.10x (95 % CI 2.80x to 3.40x, 5 rounds)', as a speed ratio."""
+        return (
+            f"{self.ratio:.2f}x (95 % CI {self.low:.2f}x to {self.high:.2f}x, {self.rounds} rounds)"
+        )
+
+    def sentence(self) -> str:
+        """'At batch 1, onnxruntime is faster than eager: 3.10x (...) by p50 latency.'"""
+        head = f"At batch {self.batch_size}, {self.candidate}"
+        if self.verdict in ("faster", "slower"):
+            return f"{head} is **{self.verdict}** than {self.baseline}: {self.interval()} by {self.metric}."
+        return f"{head} and {self.baseline} are **{self.verdict}**: {self.interval()} by {self.metric}."
+
+    def record(self, name: str) -> None:
+        """Record `name` (the ratio), `name_low`, `name_high` and `name_verdict` for the gates."""
+        record(name, self.ratio)
+        record(f"{name}_low", self.low if math.isfinite(self.low) else -1e9)
+        record(f"{name}_high", self.high if math.isfinite(self.high) else 1e9)
+        record(f"{name}_verdict", self.verdict)
+
+
+def latency_ratio(
+    df: pd.DataFrame, baseline: str, candidate: str, batch_size: int, metric: str = "p50_ms"
+) -> LatencyRatio:
+    """`candidate`'s speed over `baseline`'s at `batch_size` from a `benchmark` frame, paired by
+    round: `metric` "p50_ms" (latency) or "mean_ms" (throughput, samples per second)."""
+    rounds = pd.DataFrame(df.attrs.get("per_round", []))
+    if rounds.empty:
+        raise ValueError("This frame has no per-round timings: measure it with `benchmark`.")
+    at = rounds[rounds.batch_size == batch_size].pivot(
+        index="round", columns="runtime", values=metric
+    )
+    missing = {baseline, candidate} - set(at.columns)
+    if missing:
+        raise ValueError(
+            f"No rows for {sorted(missing)} at batch size {batch_size}; benchmark them first."
+        )
+    logs = np.log(at[baseline].to_numpy(float) / at[candidate].to_numpy(float))
+    mean, low, high = claims.t_interval(logs)
+    return LatencyRatio(
+        baseline,
+        candidate,
+        batch_size,
+        math.exp(mean),
+        math.exp(low),
+        math.exp(high),
+        len(logs),
+        "p50 latency" if metric == "p50_ms" else "throughput",
+    )
 
 
 def plot_latency(df: pd.DataFrame, batch_size: int = 1, ax=None):

@@ -14,6 +14,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from dlnb import claims
 from dlnb.runtime import model_device
 
 NumpyFn = Callable[[np.ndarray], np.ndarray]
@@ -273,18 +274,30 @@ def quantization_report(
     y: np.ndarray,
     threads: int | None = None,
 ) -> dict:
-    """Size and accuracy of an fp32 ONNX model against its int8 version on the same labelled data."""
+    """Size and accuracy of an fp32 ONNX model against its int8 version on the same labelled data,
+    with the 95 % interval of the accuracy change (int8 - fp32, bootstrap over the examples)."""
     sizes = {name: os.path.getsize(p) for name, p in (("fp32", fp32_path), ("int8", int8_path))}
-    acc = {
-        name: accuracy(ort_session(p, threads), x, y)
+    correct = {
+        name: _correct(ort_session(p, threads), x, y)
         for name, p in (("fp32", fp32_path), ("int8", int8_path))
     }
+    change = claims.bootstrap_effect(
+        correct["int8"].tolist(), correct["fp32"].tolist(), names=("int8", "float32")
+    )
     return {
         "fp32_bytes": sizes["fp32"],
         "int8_bytes": sizes["int8"],
         "size_ratio": sizes["fp32"] / sizes["int8"],
-        "fp32_accuracy": acc["fp32"],
-        "int8_accuracy": acc["int8"],
-        "accuracy_drop": acc["fp32"] - acc["int8"],
+        "fp32_accuracy": float(correct["fp32"].mean()),
+        "int8_accuracy": float(correct["int8"].mean()),
+        "accuracy_drop": float(correct["fp32"].mean() - correct["int8"].mean()),
+        "accuracy_change_low": change.low,
+        "accuracy_change_high": change.high,
         "n": len(x),
     }
+
+
+def _correct(model, x: np.ndarray, y: np.ndarray, batch_size: int = 512) -> np.ndarray:
+    """1.0 where `model` predicts the label, else 0.0, per example."""
+    logits = batched(as_numpy_fn(model), np.asarray(x, dtype=np.float32), batch_size)
+    return (logits.argmax(-1) == np.asarray(y)).astype(float)

@@ -118,6 +118,18 @@ def severity_sweep(
     return pd.DataFrame(rows)
 
 
+def rate_interval(hits: int, n: int, z: float = 1.959964) -> tuple[float, float]:
+    """The Wilson score 95 % interval of a rate of `hits` in `n` (sound at 0 and at n, where a
+    normal approximation collapses to a point)."""
+    if n <= 0:
+        return 0.0, 1.0
+    p = hits / n
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z * np.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
+    low = 0.0 if hits == 0 else float(max(0.0, centre - half))
+    return low, 1.0 if hits == n else float(min(1.0, centre + half))
+
+
 def false_alarm_rate(sweep: pd.DataFrame) -> tuple[float, int]:
     """(fraction of unshifted windows that alerted, number of them): pre-shift windows, and all at severity 0."""
     null = sweep.severity == 0
@@ -127,15 +139,30 @@ def false_alarm_rate(sweep: pd.DataFrame) -> tuple[float, int]:
 
 
 def summarise_sweep(sweep: pd.DataFrame) -> pd.DataFrame:
-    """Per severity: detected streams, mean and worst delay, alert rate after the shift, median PSI and KS."""
-    return sweep.groupby("severity").agg(
-        detected=("delay", lambda d: f"{d.notna().sum()}/{len(d)}"),
-        mean_delay=("delay", "mean"),
-        worst_delay=("delay", "max"),
-        alert_rate_after=("alert_rate_after", "mean"),
-        psi_max=("psi_max", "median"),
-        ks_max=("ks_max", "median"),
+    """Per severity: detected streams, mean and worst delay, the alert rate after the shift with
+    its Wilson 95 % interval over all shifted windows of all seeds (`alert_rate_low`,
+    `alert_rate_high`, `shifted_windows`), and the median largest PSI and KS."""
+    alerts = (sweep.alert_rate_after * sweep.shifted_windows).round().astype(int)
+    summary = (
+        sweep.assign(alerts=alerts)
+        .groupby("severity")
+        .agg(
+            detected=("delay", lambda d: f"{d.notna().sum()}/{len(d)}"),
+            mean_delay=("delay", "mean"),
+            worst_delay=("delay", "max"),
+            alert_rate_after=("alert_rate_after", "mean"),
+            alerts=("alerts", "sum"),
+            shifted_windows=("shifted_windows", "sum"),
+            psi_max=("psi_max", "median"),
+            ks_max=("ks_max", "median"),
+        )
     )
+    bounds = [
+        rate_interval(k, n) for k, n in zip(summary.alerts, summary.shifted_windows, strict=True)
+    ]
+    summary.insert(4, "alert_rate_low", [b[0] for b in bounds])
+    summary.insert(5, "alert_rate_high", [b[1] for b in bounds])
+    return summary
 
 
 def plot_sweep(sweep: pd.DataFrame, psi_threshold: float = DriftThresholds.psi, axs=None):

@@ -275,13 +275,15 @@ def attribute_text(
     layer: str | nn.Module | None = None,
     max_length: int = 128,
     reference: str = "pad",
+    warn: bool = True,
 ) -> TokenAttribution:
     """Layer integrated gradients over token embeddings of a `model(input_ids, attention_mask)`.
 
     The reference keeps the special tokens and turns every other token into [PAD] ("pad"),
     [MASK] ("mask") or [UNK] ("unk"). Attributions sum to f(text) - f(reference) for `target`;
-    when that is under half the target's margin over the next class, `note` (also warned) says
-    that the reference explains most of the logit and suggests another reference.
+    when the reference alone already holds over half of the target's margin over the next class,
+    `note` says that the words get little of the credit and suggests another reference (and
+    warns, unless `warn=False`: a widget shows the note instead).
     """
     from captum.attr import LayerIntegratedGradients
 
@@ -338,8 +340,10 @@ def attribute_text(
     tokens = tokenizer.convert_ids_to_tokens(ids[0].tolist())
     values = attr.sum(dim=-1)[0].detach().cpu().numpy()
     words, word_values = merge_words(tokens, values, word_ids, special.cpu().numpy())
-    note = _reference_note(logits[0].detach().cpu(), int(t[0]), float(values.sum()), reference)
-    if note:
+    note = _reference_note(
+        logits[0].detach().cpu(), base_logits[0].detach().cpu(), int(t[0]), reference
+    )
+    if note and warn:
         warnings.warn(note, stacklevel=2)
     return TokenAttribution(
         tokens=tokens,
@@ -375,15 +379,22 @@ def merge_words(
     return [w for w, _ in words.values()], np.asarray([v for _, v in words.values()])
 
 
-def _reference_note(logits: torch.Tensor, target: int, attributed: float, reference: str) -> str:
-    """A note when the attributions explain under half of the target's margin at the input."""
+def _margin(logits: torch.Tensor, target: int) -> float:
+    """How far class `target`'s logit is above the highest other class's."""
     others = torch.cat([logits[:target], logits[target + 1 :]])
-    margin = float(logits[target] - others.max()) if len(others) else 0.0
-    if margin <= 0 or attributed >= 0.5 * margin:
+    return float(logits[target] - others.max()) if len(others) else 0.0
+
+
+def _reference_note(
+    logits: torch.Tensor, base_logits: torch.Tensor, target: int, reference: str
+) -> str:
+    """A note when the reference alone holds over half of the target's margin at the input."""
+    margin, held = _margin(logits, target), _margin(base_logits, target)
+    if margin <= 0 or held <= 0.5 * margin:
         return ""
     other = "mask" if reference != "mask" else "unk"
     return (
-        f"The attributions sum to {attributed:.3g}, under half of class {target}'s margin "
-        f"{margin:.3g} over the next class: the {reference} reference already scores that "
-        f"class, so the words get little of the credit. Try reference={other!r}."
+        f"The {reference} reference alone puts class {target} {held:.3g} above the next class, "
+        f"over half of its margin {margin:.3g} on the text, so the words get little of the "
+        f"credit. Try reference={other!r}."
     )

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import html
 import io
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, cast
 
 import numpy as np
@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
 
-    from dlnb.interpret.attribution import Attribution
+    from dlnb.interpret.attribution import Attribution, TokenAttribution
     from dlnb.interpret.sanity import SanityResult
 
 
@@ -81,17 +81,33 @@ def plot_overlay(
     return fig, ax
 
 
+def evidence_label(method: str, sanity: Mapping[str, SanityResult] | None) -> str:
+    """What a map of `method` is worth: 'sanity check passed (0.11)', 'sanity check FAILED (0.62):
+    not evidence', 'sanity check borderline (0.48): not evidence', or 'not sanity-checked'."""
+    result = (sanity or {}).get(method)
+    if result is None:
+        return "not sanity-checked"
+    suffix = "" if result.passed else ": not evidence"
+    return f"sanity check {result.label()}{suffix}"
+
+
 def plot_methods(
     image: np.ndarray,
     results: dict[str, Attribution],
     index: int = 0,
     axes: Sequence[Axes] | None = None,
+    *,
+    sanity: Mapping[str, SanityResult] | None = None,
 ) -> tuple[Figure, Sequence[Axes]]:
-    """The image, then one overlay per attribution method, for sample `index`."""
+    """The image, then one overlay per attribution method, for sample `index`.
+
+    With `sanity` (method -> `SanityResult`), each title says what its map is worth
+    (`evidence_label`), in red where the method did not pass.
+    """
     if axes is None:
         import matplotlib.pyplot as plt
 
-        _, axes = plt.subplots(1, len(results) + 1, figsize=(2.4 * (len(results) + 1), 2.6))
+        _, axes = plt.subplots(1, len(results) + 1, figsize=(2.6 * (len(results) + 1), 2.9))
     fig = cast("Figure", axes[0].figure)  # as `dlnb.plots.axes` does
     axes[0].imshow(image, cmap="gray" if np.ndim(image) == 2 else None)
     axes[0].set_axis_off()
@@ -100,8 +116,13 @@ def plot_methods(
         title = name.replace("_", " ")
         if res.relative_delta is not None:
             title += f"\nrel. delta {res.relative_delta[index]:.1%}"
+        if sanity is not None:
+            title += "\n" + evidence_label(name, sanity).replace(": not evidence", "")
         label = "Grad-CAM" if res.method == "gradcam" else "|attribution|"
         plot_overlay(image, res.heatmaps()[index], ax, title=title, label=label)
+        checked = (sanity or {}).get(name)
+        if sanity is not None and (checked is None or not checked.passed):
+            ax.title.set_color("tab:red")
     return fig, axes
 
 
@@ -189,21 +210,53 @@ def plot_tokens(
     return fig, ax
 
 
+def plot_text_attributions(
+    results: Sequence[TokenAttribution],
+    class_names: Sequence[str],
+    true_labels: Sequence[str],
+    *,
+    check: str = "",
+) -> Figure:
+    """One row of coloured tokens per text: predicted class (probability), true class, the IG
+    delta, and `check` (what the sanity check said about these attributions)."""
+    import matplotlib.pyplot as plt
+
+    heights = [0.7 + 0.3 * -(-len(r.tokens) // 12) for r in results]  # title + token lines
+    fig, rows = plt.subplots(len(results), 1, figsize=(10, sum(heights)), height_ratios=heights)
+    for ax, r, truth in zip(np.atleast_1d(rows), results, true_labels, strict=True):
+        title = (
+            f"predicted {class_names[r.target]} ({r.probabilities[r.target]:.0%}), true {truth}, "
+            f"IG delta {r.relative_delta:.2%}" + (f"; {check}" if check else "")
+        )
+        plot_tokens(r.tokens, r.values, ax, title=title)
+    fig.tight_layout()
+    return fig
+
+
 def plot_sanity(results: Sequence[SanityResult], ax: Axes | None = None) -> tuple[Figure, Axes]:
-    """Spearman correlation with the trained model's map as layers are randomised."""
+    """Spearman correlation with the trained model's map as layers are randomised.
+
+    A result of mode "full" (every layer at once) is drawn as one point at the last step, where
+    the cascading curves also have every layer randomised.
+    """
     fig, ax = axes(ax, (6, 3))
+    longest = max(results, key=lambda r: len(r.steps))
+    last = len(longest.steps)
     for r in results:
-        ax.plot(range(len(r.spearman) + 1), [1.0, *r.spearman], marker="o", label=r.method)
+        if r.mode == "full" and last > 1:
+            ax.plot(
+                [0, last], [1.0, r.final], marker="o", ls=":", label=f"{r.method} (all at once)"
+            )
+        else:
+            ax.plot(range(len(r.spearman) + 1), [1.0, *r.spearman], marker="o", label=r.method)
     bound = results[0].bound
     ax.axhline(bound, color="grey", ls="--", lw=1, label=f"bound {bound}")
     ax.axhline(-bound, color="grey", ls="--", lw=1)
-    longest = max(results, key=lambda r: len(r.steps))
-    ax.set_xticks(
-        range(len(longest.steps) + 1), ["trained", *longest.steps], rotation=30, fontsize=7
-    )
+    ax.set_xticks(range(last + 1), ["trained", *longest.steps], rotation=30, fontsize=7)
+    ax.set_xlabel("layers randomised (cumulative, from the logits down)", fontsize=8)
     ax.set_ylabel("Spearman vs trained")
     ax.set_ylim(-1, 1.05)
-    ax.legend(fontsize=8)
+    ax.legend(fontsize=7, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return fig, ax
 
 
@@ -226,6 +279,13 @@ def plot_importance(table: pd.DataFrame, ax: Axes | None = None) -> tuple[Figure
     fig, ax = axes(ax, (6, 0.3 * len(table) + 1))
     table[::-1].plot.barh(ax=ax, width=0.8)
     ax.set_xlabel("share of total importance")
+    ax.legend(
+        fontsize=8,
+        loc="upper center",
+        bbox_to_anchor=(0.5, -0.6 / (0.3 * len(table) + 1)),
+        ncols=min(3, table.shape[1]),
+        frameon=False,
+    )
     return fig, ax
 
 

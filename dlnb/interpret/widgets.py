@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import html
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -29,12 +29,14 @@ from dlnb.interpret.attribution import (
 )
 from dlnb.interpret.plots import (
     as_image,
+    evidence_label,
     figure_png,
     plot_overlay,
     plot_tokens,
     plot_top_predictions,
     tokens_html,
 )
+from dlnb.interpret.sanity import SanityResult
 from dlnb.models import eval_mode
 from dlnb.runtime import model_device
 
@@ -53,6 +55,22 @@ def _target_options(class_names: Sequence[str]) -> list[tuple[str, int]]:
     return [("predicted class", PREDICTED)] + [
         (n if n == str(i) else f"{i}: {n}", i) for i, n in enumerate(class_names)
     ]
+
+
+def _method_options(
+    methods: Sequence[str], sanity: Mapping[str, SanityResult] | None
+) -> list[tuple[str, str]]:
+    """Method menu entries. With sanity results: the methods that passed first (the first is
+    the one shown), then the unchecked ones, then those that did not pass, each labelled."""
+    if sanity is None:
+        return [(m, m) for m in methods]
+
+    def rank(m: str) -> int:
+        result = sanity.get(m)
+        return 1 if result is None else 0 if result.passed else 2
+
+    ordered = sorted(methods, key=rank)  # stable: the caller's order within each group
+    return [(f"{m} ({evidence_label(m, sanity)})", m) for m in ordered]
 
 
 BUSY = "<i>computing&hellip;</i>"
@@ -148,6 +166,7 @@ class ImageAttributionExplorer(_Explorer):
         n_steps: int = 32,
         top_k: int = 5,
         baselines: dict[str, float | torch.Tensor] | None = None,
+        sanity: Mapping[str, SanityResult] | None = None,
     ):
         import ipywidgets as w
 
@@ -156,6 +175,7 @@ class ImageAttributionExplorer(_Explorer):
         if not isinstance(inputs, torch.Tensor) or inputs.ndim != 4:
             raise ValueError("`inputs` must be a tensor batch shaped (N, C, H, W).")
         self.model, self.inputs, self.layer, self.top_k = model, inputs, layer, top_k
+        self.sanity = dict(sanity) if sanity is not None else None
         self.images = [as_image(x) for x in inputs] if images is None else list(images)
         if len(self.images) != len(inputs):
             raise ValueError(
@@ -164,7 +184,7 @@ class ImageAttributionExplorer(_Explorer):
         with eval_mode(model):
             k = forward_logits(model, inputs[:1].to(model_device(model))).shape[1]
         self.class_names = (
-            list(class_names) if class_names is not None else [str(i) for i in range(k)]
+            [str(n) for n in class_names] if class_names is not None else [str(i) for i in range(k)]
         )
         names = (
             list(sample_names)
@@ -175,7 +195,7 @@ class ImageAttributionExplorer(_Explorer):
             "sample": w.Dropdown(
                 options=[(n, i) for i, n in enumerate(names)], value=0, description="sample"
             ),
-            "method": w.Dropdown(options=list(methods), description="method"),
+            "method": w.Dropdown(options=_method_options(methods, sanity), description="method"),
             "target": w.Dropdown(
                 options=_target_options(self.class_names), value=PREDICTED, description="target"
             ),
@@ -229,6 +249,8 @@ class ImageAttributionExplorer(_Explorer):
         note = ""
         if self.result.relative_delta is not None:
             note = f" &middot; IG convergence delta {self.result.relative_delta[0]:.2%} of f(x) - f(baseline)"
+        if self.sanity is not None:
+            note += f" &middot; {evidence_label(self.result.method, self.sanity)}"
         self.status.value = f"{self.result.method} in {time.perf_counter() - start:.2f} s{note}"
 
     def _draw(self, with_bars: bool):
@@ -241,9 +263,13 @@ class ImageAttributionExplorer(_Explorer):
         axes[0].set_axis_off()
         target = self.class_names[int(r.targets[0])]
         axes[0].set_title(f"{self.controls['sample'].label}", fontsize=9)
-        plot_overlay(
-            img, r.heatmaps()[0], axes[1], title=f"{r.method.replace('_', ' ')} for {target!r}"
-        )
+        title = f"{r.method.replace('_', ' ')} for '{target}'"
+        if self.sanity is not None:
+            title += "\n" + evidence_label(r.method, self.sanity)
+        plot_overlay(img, r.heatmaps()[0], axes[1], title=title)
+        checked = (self.sanity or {}).get(r.method)
+        if self.sanity is not None and (checked is None or not checked.passed):
+            axes[1].title.set_color("tab:red")
         if with_bars:
             plot_top_predictions(r.probabilities[0], self.class_names, self.top_k, axes[2])
         fig.tight_layout()
@@ -266,13 +292,16 @@ class TextAttributionView(_Explorer):
         *,
         n_steps: int = 32,
         layer: str | nn.Module | None = None,
+        about: str = "",
+        sanity: SanityResult | None = None,
     ):
         import ipywidgets as w
 
         if not texts:
             raise ValueError("Pass at least one text to explain.")
         self.model, self.tokenizer, self.n_steps, self.layer = model, tokenizer, n_steps, layer
-        self.class_names = list(class_names)
+        self.class_names = [str(n) for n in class_names]
+        self.about, self.sanity = about, sanity
         self.controls = {
             "text": w.Textarea(
                 value=texts[0], continuous_update=False, layout=w.Layout(width="90%")
@@ -289,8 +318,14 @@ class TextAttributionView(_Explorer):
         self.controls["text"].observe(self._on_text, names="value")
         self.tokens = w.HTML()
         self.status = w.HTML()
+        self.card = w.Output()
+        if about:
+            from IPython.display import Markdown
+
+            self.card.append_display_data(Markdown(about))
         self.widget = w.VBox(
             [
+                self.card,
                 self.examples,
                 self.controls["text"],
                 self.controls["target"],
@@ -319,22 +354,45 @@ class TextAttributionView(_Explorer):
         s = self.state
         target = None if s["target"] == PREDICTED else s["target"]
         self.result = r = attribute_text(
-            self.model, self.tokenizer, s["text"], target, n_steps=self.n_steps, layer=self.layer
+            self.model,
+            self.tokenizer,
+            s["text"],
+            target,
+            n_steps=self.n_steps,
+            layer=self.layer,
+            warn=False,
         )
         self.tokens.value = tokens_html(r.tokens, r.values)
         pred = int(np.argmax(r.probabilities))
         self.status.value = (
             f"predicted <b>{html.escape(self.class_names[pred])}</b> ({r.probabilities[pred]:.1%}); "
             f"explaining <b>{html.escape(self.class_names[r.target])}</b>; green supports it, red "
-            f"opposes it; IG delta {r.relative_delta:.2%}"
+            f"opposes it; IG delta {r.relative_delta:.2%}{self._checked()}"
+            + (f"<br><i>{html.escape(r.note)}</i>" if r.note else "")
         )
+
+    def _checked(self) -> str:
+        """What the colours are worth, from the sanity check of the text attributions."""
+        if self.sanity is None:
+            return "; attributions not sanity-checked"
+        return f"; {evidence_label('text', {'text': self.sanity})}"
 
     def figure(self):
         """The coloured tokens as a static Figure."""
         r = self.result
         fig = _new_figure(10, 0.6 + 0.45 * max(1, -(-len(r.tokens) // 12)))
         title = (
-            f"attribution to {self.class_names[r.target]!r} (p = {r.probabilities[r.target]:.1%})"
+            f"attribution to '{self.class_names[r.target]}' (p = {r.probabilities[r.target]:.1%})"
+            f"{self._checked()}"
         )
         plot_tokens(r.tokens, r.values, fig.subplots(), title=title)
         return fig
+
+    def _ipython_display_(self) -> None:
+        from IPython.display import Markdown, display
+
+        from dlnb.runtime import is_headless
+
+        if is_headless() and self.about:
+            display(Markdown(self.about))
+        super()._ipython_display_()

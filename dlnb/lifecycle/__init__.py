@@ -1,16 +1,24 @@
-"""The model lifecycle: tracked experiments (MLflow), tuning (Optuna), versioned models with cards, metric regression tests and retraining on drift."""
+"""The model lifecycle: tracked experiments (MLflow), tuning (Optuna), versioned models with cards,
+metric regression tests and retraining on drift.
+
+Tracking, tuning and model cards are implemented beside training (`dlnb.train.tracking`,
+`dlnb.train.tuning`, `dlnb.train.card`, `dlnb.train.saving`), so the areas can use them; this
+is where notebooks and users call them from."""
 
 from __future__ import annotations
 
-from dlnb.deploy.card import metrics_on
+from dlnb.lifecycle.competence import card_fields, inspection_text, served_summary
+from dlnb.lifecycle.control import (
+    RetrainComparison,
+    retrain_gain,
+    retraining_effects,
+    window_scores,
+)
 from dlnb.lifecycle.registry import ModelRegistry, RegistryError
 from dlnb.lifecycle.regression import (
     MetricCheck,
     MetricRegression,
     check_metrics,
-    is_higher_better,
-    read_baseline,
-    write_baseline,
 )
 from dlnb.lifecycle.retrain import (
     Decision,
@@ -19,14 +27,24 @@ from dlnb.lifecycle.retrain import (
     init_state,
     replay,
     retrain_step,
-    score_model,
     train_like,
 )
-from dlnb.lifecycle.tracking import (
+from dlnb.lifecycle.story import (
+    alerts_table,
+    drift_summary,
+    periods_summary,
+    plot_drift_panels,
+    reference_note,
+    retrain_summary,
+    study_summary,
+    tamper_summary,
+    tuning_summary,
+)
+from dlnb.train.card import metrics_on
+from dlnb.train.saving import ModelCardMismatch, ModelInspection, inspect_model
+from dlnb.train.tracking import (
     TrackingCallback,
     TrackingError,
-    code_version,
-    environment,
     log_comparison,
     log_metrics,
     log_model,
@@ -34,20 +52,17 @@ from dlnb.lifecycle.tracking import (
     start_run,
     tracking_uri,
 )
-from dlnb.lifecycle.tuning import (
+from dlnb.train.tuning import (
     PruneOnValLoss,
     default_pruner,
     plot_study_history,
     study_history,
     tune,
 )
-from dlnb.train.saving import ModelCardMismatch, ModelInspection, content_hash, inspect_model
 
 __all__: list[str] = [
     "TrackingCallback",
     "TrackingError",
-    "code_version",
-    "environment",
     "log_comparison",
     "log_metrics",
     "log_model",
@@ -62,12 +77,8 @@ __all__: list[str] = [
     "MetricCheck",
     "MetricRegression",
     "check_metrics",
-    "is_higher_better",
-    "read_baseline",
-    "write_baseline",
     "ModelCardMismatch",
     "ModelInspection",
-    "content_hash",
     "inspect_model",
     "metrics_on",
     "ModelRegistry",
@@ -78,6 +89,21 @@ __all__: list[str] = [
     "init_state",
     "replay",
     "retrain_step",
-    "score_model",
     "train_like",
+    "RetrainComparison",
+    "retrain_gain",
+    "retraining_effects",
+    "window_scores",
+    "card_fields",
+    "inspection_text",
+    "served_summary",
+    "alerts_table",
+    "reference_note",
+    "drift_summary",
+    "periods_summary",
+    "plot_drift_panels",
+    "retrain_summary",
+    "study_summary",
+    "tamper_summary",
+    "tuning_summary",
 ]

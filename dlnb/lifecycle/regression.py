@@ -22,15 +22,14 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any
 
+from dlnb.train.card import package_versions
+
 __all__ = [
     "DEFAULT_TOLERANCE",
     "LOWER_IS_BETTER",
     "MetricCheck",
     "MetricRegression",
     "check_metrics",
-    "is_higher_better",
-    "read_baseline",
-    "write_baseline",
 ]
 
 DEFAULT_TOLERANCE = 0.01
@@ -50,7 +49,7 @@ class MetricRegression(AssertionError):
     missing; the message holds the table of metric, baseline, now, allowed and verdict."""
 
 
-def is_higher_better(name: str) -> bool:
+def _is_higher_better(name: str) -> bool:
     """Whether a larger value of metric `name` is better: False for losses, errors, times."""
     return not (set(re.split(r"[\s_\-./]+", name.lower())) & LOWER_IS_BETTER)
 
@@ -92,7 +91,7 @@ def _num(x: float | None) -> str:
     return "-" if x is None else f"{x:.6g}"
 
 
-def read_baseline(path: str | Path) -> dict[str, Any]:
+def _read_baseline(path: str | Path) -> dict[str, Any]:
     """A stored baseline: {"metrics": {name: value}, "measured": {how, when, versions}}."""
     raw = json.loads(Path(path).read_text())
     if not isinstance(raw, dict) or not isinstance(raw.get("metrics"), dict):
@@ -102,12 +101,10 @@ def read_baseline(path: str | Path) -> dict[str, Any]:
     return raw
 
 
-def write_baseline(
+def _write_baseline(
     path: str | Path, metrics: Mapping[str, float], how: str = "", **extra: Any
 ) -> dict[str, Any]:
     """Store `metrics` as the baseline at `path`, with how and when they were measured."""
-    from dlnb.deploy.card import package_versions
-
     measured = {
         "how": how or "dlnb.lifecycle.check_metrics(..., update=True)",
         "when": datetime.now(timezone.utc).isoformat(timespec="seconds"),
@@ -150,28 +147,36 @@ def check_metrics(
     """Compare `metrics` with the baseline JSON at `baseline`; raise `MetricRegression` with a
     table when one is worse by more than its (absolute) `tolerance` in its bad direction.
 
-    The direction comes from `higher_is_better[name]`, else from the name (`is_higher_better`:
-    losses, errors and times go down). A metric the baseline has but `metrics` lacks fails; a new
-    one passes, marked new. `update=True` writes `metrics` as the new baseline (with `how`) instead.
+    A metric the baseline has but `metrics` lacks fails; a new one passes, marked new.
+
+    Args:
+        metrics: metric name -> value measured now.
+        baseline: the baseline JSON file (relative paths from the current directory).
+        tolerance: how much worse a metric may be, absolute: one for all, or per metric name
+            (names left out get `DEFAULT_TOLERANCE`).
+        higher_is_better: per metric name, its direction; by default it comes from the name
+            (losses, errors and times go down, anything else up).
+        update: write `metrics` as the new baseline instead of comparing.
+        how: with `update`, how the metrics were measured, stored beside them.
     """
     path = Path(baseline)
     values = {k: float(v) for k, v in metrics.items()}
     if update:
-        record = write_baseline(path, values, how)
+        record = _write_baseline(path, values, how)
         rows = [
             _row(k, None, v, 0.0, True) | {"verdict": "baseline written"} for k, v in values.items()
         ]
         return MetricCheck(path, rows, record["measured"], updated=True)
     if not path.is_file():
         raise MetricRegression(f"No metric baseline at {path}: to create it, {UPDATE_HINT}.")
-    stored = read_baseline(path)
+    stored = _read_baseline(path)
     directions = dict(higher_is_better or {})
     rows = []
     for name in [*stored["metrics"], *(k for k in values if k not in stored["metrics"])]:
         tol = (
             tolerance.get(name, DEFAULT_TOLERANCE) if isinstance(tolerance, Mapping) else tolerance
         )
-        higher = directions.get(name, is_higher_better(name))
+        higher = directions.get(name, _is_higher_better(name))
         base = stored["metrics"].get(name)
         rows.append(
             _row(name, None if base is None else float(base), values.get(name), tol, higher)

@@ -30,6 +30,10 @@ import pandas as pd
 from dlnb.deploy.monitor import DriftThresholds, drift_report
 from dlnb.lifecycle.registry import ModelRegistry, write_json
 from dlnb.runtime import atomic_write
+from dlnb.tabular.predictor import fit_table, load_tabular
+from dlnb.tabular.tables import Table
+from dlnb.train.report import report_from_probs
+from dlnb.train.tracking import log_metrics, start_run
 
 __all__ = [
     "Decision",
@@ -121,8 +125,19 @@ def init_state(
     policy: RetrainPolicy = RetrainPolicy(),
     save: Callable[[Any, Path], Any] | None = None,
 ) -> ModelRegistry:
-    """Start a state folder: `model` registered as v0001 (`save(model, folder)`, default
-    `model.save(folder)`) and current, `reference` (its `features`) as the reference window."""
+    """Start a state folder: `model` registered as v0001 and current, `reference` (its
+    `features`) as the reference window; returns the folder's model registry.
+
+    Args:
+        state_dir: the new state folder (an existing state is an error).
+        model: the current model (for the defaults, a dlnb tabular model).
+        reference: the rows the model was trained on: the window live rows are compared with.
+        target: the label column of the labelled rows each step gets.
+        features: the columns the drift monitor watches.
+        categorical: which of `features` are categorical (compared by category shares).
+        policy: when an alert leads to a new model.
+        save: `save(model, folder)` writes a version (default `model.save(folder)`).
+    """
     state_dir, features = Path(state_dir), list(features)
     if (state_dir / STATE).exists():
         raise FileExistsError(f"{state_dir} already holds a retraining state; use retrain_step.")
@@ -153,8 +168,6 @@ def score_model(model: Any, rows: pd.DataFrame, target: str, metric: str = "roc_
     """`metric` of a tabular model (`outputs`, `classes`, `task`) on labelled `rows` (other columns
     are ignored): a classification report's metric (accuracy, roc_auc, macro_f1 ...), or rmse
     for regression."""
-    from dlnb.train.report import report_from_probs
-
     pre = getattr(model, "pre", None)  # a TabularModel takes exactly its training columns
     features = rows[list(pre.numeric + pre.categorical)] if pre is not None else rows
     out = model.outputs(features.drop(columns=[target], errors="ignore"))
@@ -168,9 +181,6 @@ def score_model(model: Any, rows: pd.DataFrame, target: str, metric: str = "roc_
 
 def train_like(rows: pd.DataFrame, current: Any, target: str, seed: int = 0) -> Any:
     """A `fit_table` of the current tabular model's kind and hyperparameters on `rows`."""
-    from dlnb.tabular.predictor import fit_table
-    from dlnb.tabular.tables import Table
-
     columns = list(current.pre.numeric + current.pre.categorical)
     y = rows[target].to_numpy(dtype=np.float32) if current.task == "regression" else None
     table = Table(
@@ -218,8 +228,21 @@ def retrain_step(
     experiment: str = "dlnb-retrain",
 ) -> Decision:
     """One step of the loop on the state folder; the decision is appended to decisions.jsonl and,
-    with `track` (an MLflow root), logged as one run. Defaults suit a dlnb tabular model:
-    `train_like`, `score_model` on the policy's metric, `load_tabular` and `model.save`."""
+    with `track`, logged as one MLflow run. The defaults suit a dlnb tabular model.
+
+    Args:
+        state_dir: the folder `init_state` made.
+        live: the live window's rows, compared with the reference window.
+        labelled: recent rows with their labels: the candidate trains on some, both models are
+            scored on the rest.
+        train: `train(rows, current)` returns a candidate (default `train_like`).
+        evaluate: `evaluate(model, rows)` scores a model (default `score_model` on the
+            policy's metric).
+        load: `load(folder)` reads a version (default `load_tabular`).
+        save: `save(model, folder)` writes a version (default `model.save(folder)`).
+        track: an MLflow root: log the decision as one run.
+        experiment: the MLflow experiment of that run.
+    """
     state_dir = Path(state_dir)
     state = _read_state(state_dir)
     policy, target = RetrainPolicy.from_dict(state["policy"]), state["target"]
@@ -269,8 +292,6 @@ def _compare(
 ) -> pd.DataFrame:
     """Train the candidate, score both on the held-out recent rows, promote or keep; returns the
     rows the candidate trained on."""
-    from dlnb.tabular.predictor import load_tabular
-
     rows = labelled.sample(frac=1.0, random_state=policy.seed + decision.step)
     n_holdout = max(1, round(policy.holdout_fraction * len(rows)))
     holdout, recent = rows.iloc[:n_holdout], rows.iloc[n_holdout:]
@@ -301,8 +322,6 @@ def _compare(
 
 def _log(decision: Decision, policy: RetrainPolicy, root: str | Path, experiment: str) -> str:
     """One MLflow run for the decision: the policy as params, the numbers as metrics."""
-    from dlnb.lifecycle.tracking import log_metrics, start_run
-
     params = {k: v for k, v in asdict(policy).items() if k != "thresholds"}
     params |= {f"drift_{k}": v for k, v in asdict(policy.thresholds).items()}
     tags = {

@@ -73,14 +73,19 @@ def main(argv: list[str] | None = None) -> dict:
         }
         distributed.log(f"rank {distributed.rank()} done", all_ranks=True)
         if distributed.is_main_process():
-            out.mkdir(parents=True, exist_ok=True)
-            (out / "summary.json").write_text(json.dumps(summary, indent=2))
-            print(
-                f"test accuracy {test['accuracy']:.4f} with {summary['world_size']} "
-                f"process(es), global batch {summary['global_batch_size']}",
-                flush=True,
-            )
+            write_summary(summary, out)
     return summary
+
+
+def write_summary(summary: dict, out: Path) -> None:
+    """Write `summary.json` under `out` and print the test accuracy it reports."""
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "summary.json").write_text(json.dumps(summary, indent=2))
+    print(
+        f"test accuracy {summary['test_accuracy']:.4f} with {summary['world_size']} "
+        f"process(es), global batch {summary['global_batch_size']}",
+        flush=True,
+    )
 
 
 if __name__ == "__main__":

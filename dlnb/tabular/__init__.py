@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 from dlnb.tabular.catalog import parse_adult, parse_california, parse_covtype
-from dlnb.tabular.comparison import MODELS, Budget, compare, scores
+from dlnb.tabular.comparison import MODELS, compare
+from dlnb.tabular.convergence import EpochCount
 from dlnb.tabular.fairness import (
     apply_thresholds,
     disparities,
@@ -23,18 +24,40 @@ from dlnb.tabular.models import (
 from dlnb.tabular.predictor import TabularModel, fit_table, load_tabular
 from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
 from dlnb.tabular.reading import from_csv
-from dlnb.tabular.results import COLORS, NAMES, Audit, Results, scoreboard
+from dlnb.tabular.results import (
+    COLORS,
+    NAMES,
+    Audit,
+    Results,
+    plot_learning_curves,
+    scores,
+)
+from dlnb.tabular.story import (
+    ablation_summary,
+    audit_effects,
+    audit_summary,
+    fixed_settings_note,
+    left_out_note,
+    own_csv_summary,
+    real_table_summary,
+    regime_summary,
+    small_groups_note,
+)
 from dlnb.tabular.tables import (
     Table,
     check_target,
     infer_task,
+    load_real_table,
     load_table,
     make_synthetic,
+    reference_accuracy,
     synthetic_table,
     table_arrays,
     table_from_arrays,
     table_from_frame,
 )
+from dlnb.tabular.trials import Budget
+from dlnb.tabular.verdicts import margin_over_baseline, real_records, scoreboard, timing_note
 
 __all__ = [
     "MODELS",
@@ -71,6 +94,10 @@ __all__ = [
     "Audit",
     "Results",
     "scoreboard",
+    "timing_note",
+    "real_records",
+    "margin_over_baseline",
+    "EpochCount",
     "group_metrics",
     "disparities",
     "equal_fpr_thresholds",
@@ -78,4 +105,16 @@ __all__ = [
     "plot_group_metrics",
     "small_groups",
     "tradeoff",
+    "load_real_table",
+    "reference_accuracy",
+    "plot_learning_curves",
+    "ablation_summary",
+    "audit_effects",
+    "audit_summary",
+    "fixed_settings_note",
+    "left_out_note",
+    "own_csv_summary",
+    "real_table_summary",
+    "regime_summary",
+    "small_groups_note",
 ]

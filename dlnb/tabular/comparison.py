@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import math
 import time
-from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -25,37 +24,12 @@ from dlnb.runtime import Timer, cpu_threads
 from dlnb.tabular.preprocess import Split, fit_preprocessor, make_split
 from dlnb.tabular.results import Results, scores
 from dlnb.tabular.tables import Table
-from dlnb.tabular.trials import Part, tune_model
-from dlnb.train.config import TrainConfig
+from dlnb.tabular.trials import Budget, Part, tune_model
 from dlnb.train.loop import resolve_device
+from dlnb.train.tracking import log_comparison
 
 MODELS = ("xgboost", "mlp", "emb_mlp", "ft_transformer")
-
-
-@dataclass(frozen=True)
-class Budget:
-    """The tuning budget every model gets: the same number of trials, each with early stopping.
-
-    `train` configures every neural-network trial (`train.epochs` at most, stopped after
-    `patience` epochs without progress) and the device of the whole comparison; each trial sets
-    its own `lr` and `weight_decay` (tuned), `loss` (from the task) and `seed`.
-
-    With `prune`, a neural trial whose validation loss falls behind the median of the earlier
-    trials at the same epoch is stopped (`dlnb.lifecycle.default_pruner`: never before 5 trials
-    finished). A pruned trial counts as one of the `trials` and is never chosen, so every model
-    runs exactly `trials` trials; XGBoost trials are not pruned (each already stops after
-    `early_stopping_rounds` rounds without progress).
-    """
-
-    trials: int = 4
-    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, progress=False))
-    patience: int = 8
-    max_rounds: int = (
-        2000  # XGBoost: boosting rounds at most, stopped after `early_stopping_rounds`
-    )
-    early_stopping_rounds: int = 50
-    batch_size: int = 256  # at most; small training sets get smaller batches (>= 10 steps an epoch)
-    prune: bool = True
+DEFAULT_BUDGET = Budget()  # frozen: one shared default is safe
 
 
 def _timed_predict(predict, part: Part, device) -> tuple[np.ndarray, float]:
@@ -90,12 +64,60 @@ def _train_rows(table: Table, split: Split, n_train: int | None, seed: int) -> n
     return np.sort(rows)
 
 
+def _check(table: Table, models: tuple[str, ...], seeds: tuple[int, ...], budget: Budget) -> None:
+    """Raise on what `compare` cannot run: not a Table, an unknown model, no seed or no trial."""
+    if not isinstance(table, Table):
+        raise TypeError(
+            f"compare takes a Table, not {type(table).__name__}: read a CSV/TSV file or a "
+            "DataFrame with dlnb.tabular.from_csv(path_or_df, target=...) (or table_from_frame), "
+            "a registered dataset with load_table(name)."
+        )
+    unknown = [m for m in models if m not in MODELS]
+    if unknown:
+        raise ValueError(f"Unknown models {unknown}; choose from {MODELS}.")
+    if budget.trials < 1 or not seeds:
+        raise ValueError("compare needs at least one seed and Budget.trials >= 1.")
+
+
+def _result(
+    table: Table,
+    name: str,
+    seed: int,
+    data: dict[str, Part],
+    best: dict,
+    n_classes: int,
+    device,
+    tune_seconds: float,
+) -> tuple[dict, np.ndarray]:
+    """One tuned model's result row (test scores and costs) and its test predictions."""
+    test = data["test"]
+    out, infer_ms = _timed_predict(best["predict"], test, device)
+    row = {
+        "dataset": table.name,
+        "task": table.task,
+        "model": name,
+        "seed": seed,
+        "n_train": len(data["train"].y),
+        **scores(table.task, test.y, out, n_classes),
+        "valid_loss": best["valid"],
+        "train_seconds": best["seconds"],
+        "tune_seconds": tune_seconds,
+        "infer_ms_per_1k": infer_ms,
+        "params": best["params"],
+        "trees": best["trees"],
+        "leaves": best["leaves"],
+        "epochs": best["epochs"],
+        "hyperparameters": json.dumps(best["hyper"]),
+    }
+    return row, out
+
+
 def compare(
     table: Table,
     models: tuple[str, ...] = MODELS,
     *,
     seeds: tuple[int, ...] = (0, 1, 2),
-    budget: Budget = Budget(),
+    budget: Budget = DEFAULT_BUDGET,
     train_sizes: tuple[int | None, ...] = (None,),
     overrides: dict[str, dict] | None = None,
     scaling: str = "quantile",
@@ -106,27 +128,28 @@ def compare(
     track: bool | str = False,
 ) -> Results:
     """Tune and test every model on `table` under the same splits, seeds and budget, on the
-    device `budget.train.device` names.
+    device `budget.train.device` names; the majority class is scored beside them.
 
-    `overrides` fixes hyperparameters of a model in every trial, e.g. a small FT-Transformer on a
-    CPU: `{"ft_transformer": {"d_token": 32, "n_blocks": 1}}`. `threads` caps the CPU threads of
-    torch and XGBoost during the comparison: 1 by default (benchmarks/tabular_threads.py measured
-    an FT-Transformer step slower with more threads on a small shared CPU), None for no cap.
-    `progress` prints every model's result and, with several trials, every trial's. `track`
-    logs one MLflow run per result row under a parent run, in experiment "dlnb" or the one named.
+    Args:
+        table: the data (`load_table(name)`, or yours with `from_csv`).
+        models: which of `MODELS` to compare.
+        seeds: one split (and one study per model) per seed.
+        budget: trials per model, the neural trials' TrainConfig and early stopping.
+        train_sizes: training rows to use (a stratified seeded subset; None: all of them).
+        overrides: hyperparameters a model keeps fixed in every trial, e.g. a small
+            FT-Transformer on a CPU: `{"ft_transformer": {"d_token": 32, "n_blocks": 1}}`.
+        scaling: how numeric columns are scaled ("quantile", or "standard").
+        valid_fraction: share of the rows held out for validation (early stopping, tuning).
+        test_fraction: share of the rows held out for test (unless the table has a test split).
+        threads: caps the CPU threads of torch and XGBoost during the comparison: 1 by default
+            (benchmarks/tabular_threads.py measured an FT-Transformer step slower with more
+            threads on a small shared CPU), None for no cap.
+        progress: print every model's result and, with several trials, every trial's.
+        track: log one MLflow run per result row under a parent run, in experiment "dlnb"
+            (True) or the one named.
     """
-    if not isinstance(table, Table):
-        raise TypeError(
-            f"compare takes a Table, not {type(table).__name__}: read a CSV/TSV file or a "
-            "DataFrame with dlnb.tabular.from_csv(path_or_df, target=...) (or table_from_frame), "
-            "a registered dataset with load_table(name)."
-        )
+    _check(table, models, seeds, budget)
     overrides = overrides or {}
-    unknown = [m for m in models if m not in MODELS]
-    if unknown:
-        raise ValueError(f"Unknown models {unknown}; choose from {MODELS}.")
-    if budget.trials < 1 or not seeds:
-        raise ValueError("compare needs at least one seed and Budget.trials >= 1.")
     dev = resolve_device(budget.train)
     n_classes = 1 if table.task == "regression" else int(max(len(table.classes), table.y.max() + 1))
     rows, predictions, studies = [], {}, {}
@@ -134,50 +157,20 @@ def compare(
         for seed in seeds:
             split = make_split(table, seed, valid_fraction, test_fraction)
             for n_train in train_sizes:
-                pre, data = _prepare(
-                    table, split, _train_rows(table, split, n_train, seed), scaling
-                )
-                n = len(data["train"].y)
+                train_rows = _train_rows(table, split, n_train, seed)
+                pre, data = _prepare(table, split, train_rows, scaling)
                 for name in ("majority", *models):
                     start = time.perf_counter()
-                    best = tune_model(
-                        name,
-                        table.task,
-                        data,
-                        pre,
-                        n_classes,
-                        budget,
-                        overrides.get(name, {}),
-                        dev,
-                        seed,
-                        threads,
-                        progress,
-                    )
+                    fixed = overrides.get(name, {})
+                    args = (name, table.task, data, pre, n_classes, budget, fixed, dev, seed)
+                    best = tune_model(*args, threads, progress)
                     tune_seconds = time.perf_counter() - start
-                    test = data["test"]
-                    out, infer_ms = _timed_predict(best["predict"], test, dev)
-                    rows.append(
-                        {
-                            "dataset": table.name,
-                            "task": table.task,
-                            "model": name,
-                            "seed": seed,
-                            "n_train": n,
-                            **scores(table.task, test.y, out, n_classes),
-                            "valid_loss": best["valid"],
-                            "train_seconds": best["seconds"],
-                            "tune_seconds": tune_seconds,
-                            "infer_ms_per_1k": infer_ms,
-                            "params": best["params"],
-                            "trees": best["trees"],
-                            "leaves": best["leaves"],
-                            "epochs": best["epochs"],
-                            "hyperparameters": json.dumps(best["hyper"]),
-                        }
-                    )
+                    row, out = _result(table, name, seed, data, best, n_classes, dev, tune_seconds)
+                    rows.append(row)
+                    key = (name, seed, row["n_train"])
                     if best["study"] is not None:
-                        studies[(name, seed, n)] = best["study"]
-                    predictions[(name, seed, n)] = {
+                        studies[key] = best["study"]
+                    predictions[key] = {
                         "test_rows": split.test,
                         "test": out,
                         "valid_rows": split.valid,
@@ -186,13 +179,11 @@ def compare(
                     if progress:
                         metric = "rmse" if table.task == "regression" else "accuracy"
                         print(
-                            f"{table.name} seed={seed} n_train={n} {name:<15} "
-                            f"{metric}={rows[-1][metric]:.4f} tune={tune_seconds:.1f}s",
+                            f"{table.name} seed={seed} n_train={row['n_train']} {name:<15} "
+                            f"{metric}={row[metric]:.4f} tune={tune_seconds:.1f}s",
                             flush=True,
                         )
     if track:
-        from dlnb.lifecycle.tracking import log_comparison
-
         experiment = track if isinstance(track, str) else "dlnb"
         log_comparison(rows, experiment, models=models, seeds=seeds, trials=budget.trials)
     return Results(pd.DataFrame(rows), predictions, table, studies)

@@ -10,10 +10,13 @@ that bought and cost, `small_groups` which groups are too small to trust.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import numpy as np
 import pandas as pd
 
 from dlnb.plots import axes
+from dlnb.tabular.figures import NAMES, shared_legend
 
 RATES = ("selection_rate", "accuracy", "fpr", "fnr")
 
@@ -140,6 +143,32 @@ def plot_group_metrics(metrics: pd.DataFrame, ax=None, title: str = "per-group r
     for i, (g, row) in enumerate(groups.iterrows()):
         ax.bar(x + i * width, [row[r] for r in RATES], width, label=f"{g} (n={int(row['n'])})")
     ax.set_xticks(x + width * (len(groups) - 1) / 2, ["selection rate", "accuracy", "FPR", "FNR"])
-    ax.set(ylim=(0, 1), title=title)
-    ax.legend(fontsize=8)
+    ax.set(ylim=(0, 1), ylabel="rate", title=title)
+    ax.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return fig, ax
+
+
+@dataclass
+class Audit:
+    """Per-group metrics of one model before and after per-group thresholds."""
+
+    model: str
+    attribute: str
+    before: pd.DataFrame
+    after: pd.DataFrame
+    thresholds: dict[str, float]
+
+    def plot(self):
+        """Per-group rates before and after equalising false-positive rates, one legend below
+        both panels; returns the figure."""
+        import matplotlib.pyplot as plt
+
+        fig, (a, b) = plt.subplots(1, 2, figsize=(12, 3.9), sharey=True)
+        name = NAMES.get(self.model, self.model)
+        plot_group_metrics(self.before, a, f"{name} by {self.attribute}: one threshold (0.5)")
+        plot_group_metrics(self.after, b, "per-group thresholds with equal FPR (fit on validation)")
+        for ax in (a, b):
+            ax.get_legend().remove()
+        b.set_ylabel("")  # the shared y axis is labelled once
+        shared_legend(fig, a)
+        return fig

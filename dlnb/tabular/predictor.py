@@ -7,22 +7,24 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass, fields, replace
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
 import pandas as pd
 import torch
 from torch import nn
 
+from dlnb.data.loaders import make_loaders
 from dlnb.runtime import cpu_threads
 from dlnb.tabular.models import DEFAULTS, build_model
-from dlnb.tabular.preprocess import Preprocessor, fit_preprocessor, make_split
+from dlnb.tabular.preprocess import Preprocessor, Split, fit_preprocessor, make_split
 from dlnb.tabular.tables import Table
+from dlnb.train import loop
+from dlnb.train.callbacks import EarlyStopping
+from dlnb.train.card import ModelCard, metrics_on
 from dlnb.train.config import TrainConfig
 from dlnb.train.report import Report, report_from_probs
-
-if TYPE_CHECKING:
-    from dlnb.deploy.card import ModelCard
+from dlnb.train.saving import load_model_files, load_weights_into, save_model
 
 __all__ = ["TabularModel", "fit_table", "load_tabular"]
 
@@ -74,9 +76,6 @@ class TabularModel:
     def save(self, directory: str | Path, card: ModelCard | dict | None = None) -> Path:
         """Write the weights (safetensors), preprocessing, labels and settings (JSON) and a model
         card: `card`, or one filled from the fit (fields in a `card` dict override it)."""
-        from dlnb.deploy.card import ModelCard
-        from dlnb.train.saving import save_model
-
         pre = {f.name: _plain(getattr(self.pre, f.name)) for f in fields(self.pre)}
         meta = {
             "kind": "dlnb.tabular",
@@ -96,8 +95,6 @@ class TabularModel:
 
     def _card_fields(self) -> dict[str, Any]:
         """What this model knows for its card: data, test metrics, labels, default use and limits."""
-        from dlnb.deploy.card import metrics_on
-
         about = self.about or {}
         test = about.get("test_set")
         metrics = {} if self.report is None or test is None else self.report.summary
@@ -141,8 +138,6 @@ def _plain(value: Any) -> Any:
 
 def load_tabular(directory: str | Path) -> TabularModel:
     """The `TabularModel` that `.save(directory)` wrote (its weights' hash and shapes checked)."""
-    from dlnb.train.saving import load_model_files, load_weights_into
-
     state, meta = load_model_files(directory)
     if meta.get("kind") != "dlnb.tabular":
         raise ValueError(f"{directory} holds a {meta.get('kind')!r} model, not a tabular one.")
@@ -175,6 +170,47 @@ def load_tabular(directory: str | Path) -> TabularModel:
     )
 
 
+def _settings(
+    config: TrainConfig | None, params: dict, given: dict, task: str, seed: int
+) -> TrainConfig:
+    """What `fit_table` trains with: the caller's `config`, only its fields left at TrainConfig's
+    defaults filled in (lr and weight_decay from the model's `params`, the task's loss, `seed`);
+    without a config, 50 epochs without a progress bar. `given` is the caller's own `params`."""
+    unset = TrainConfig()
+    base = config if config is not None else TrainConfig(epochs=50, progress=False)
+    loss = "mse" if task == "regression" else "cross_entropy"
+    if base.loss not in (unset.loss, loss):
+        raise ValueError(
+            f"A {task} table trains with loss={loss!r}, but config sets loss={base.loss!r}; "
+            "leave config.loss unset."
+        )
+    for name in ("lr", "weight_decay"):
+        mine, theirs = getattr(base, name), given.get(name)
+        if theirs is not None and mine not in (getattr(unset, name), theirs):
+            raise ValueError(
+                f"{name} is set twice, params={{{name!r}: {theirs}}} and config.{name}={mine}: "
+                "set it in one place."
+            )
+    fill = {"lr": params["lr"], "weight_decay": params["weight_decay"], "loss": loss, "seed": seed}
+    return replace(base, **{k: v for k, v in fill.items() if getattr(base, k) == getattr(unset, k)})
+
+
+def _provenance(table: Table, split: Split, seed: int) -> dict:
+    """The data and the test set a fit used, for the model card (row counts and fingerprints)."""
+    fingerprint = {
+        name: {"rows": len(rows), "sha256": _rows_fingerprint(table.X.iloc[rows], table.y[rows])}
+        for name, rows in (("train", split.train), ("valid", split.valid))
+    }
+    return {
+        "data": {"name": table.name, "rows": len(table), "fingerprint": fingerprint},
+        "test_set": {
+            "name": f"{table.name} test split (seed {seed})",
+            "size": len(split.test),
+            "fingerprint": _rows_fingerprint(table.X.iloc[split.test], table.y[split.test]),
+        },
+    }
+
+
 def fit_table(
     table: Table,
     model: str = "mlp",
@@ -189,17 +225,24 @@ def fit_table(
 ) -> TabularModel:
     """Train one network ("mlp", "emb_mlp", "ft_transformer") on `table` and score it on test.
 
-    The split is `make_split(table, seed)` (stratified; an official test split stays the test);
-    `params` overrides the model's defaults; `config` (e.g. `class_weight="balanced"`) the
-    training settings (lr and weight decay default to the model's). `target` names the column
-    `predict` drops from raw rows. `threads` caps torch's CPU threads while training, one by
-    default like `compare` (see benchmarks/tabular_threads.py; None: no cap). `callbacks` go to
-    `fit` after early stopping, e.g. `lifecycle.TrackingCallback()` or `lifecycle.PruneOnValLoss`.
-    """
-    from dlnb.data.loaders import make_loaders
-    from dlnb.train.callbacks import EarlyStopping
-    from dlnb.train.loop import fit
+    The training settings are `config` as the caller set it: only fields left at TrainConfig's
+    defaults get fit_table's (lr and weight decay the model's, the task's loss, `seed`); without
+    a config, also 50 epochs and no progress bar. The lr and weight decay trained with are
+    recorded in the model's `params` (saved, and reused by `lifecycle.train_like`).
 
+    Args:
+        table: the data, e.g. from `dlnb.tabular.from_csv(path, target=...)`.
+        model: "mlp", "emb_mlp" or "ft_transformer".
+        params: hyperparameters overriding the model's defaults (`lr`, `weight_decay` too).
+        config: training settings, e.g. `TrainConfig(class_weight="balanced")`.
+        patience: epochs without a better validation loss before training stops.
+        seed: the split (`make_split(table, seed)`: stratified; an official test split stays the
+            test), the initial weights, and the fit's seed unless `config.seed` is set.
+        target: the column `predict` drops from raw rows.
+        threads: caps torch's CPU threads while training, one by default like `compare` (see
+            benchmarks/tabular_threads.py; None: no cap).
+        callbacks: go to `fit` after early stopping, e.g. `lifecycle.TrackingCallback()`.
+    """
     if not isinstance(table, Table):
         raise TypeError(
             f"fit_table takes a Table, not {type(table).__name__}: read your file or DataFrame "
@@ -207,7 +250,10 @@ def fit_table(
         )
     if model not in DEFAULTS or model == "xgboost":
         raise ValueError(f"fit_table trains mlp, emb_mlp or ft_transformer, not {model!r}.")
-    params = {**DEFAULTS[model], **(params or {})}
+    given = dict(params or {})
+    params = {**DEFAULTS[model], **given}
+    settings = _settings(config, params, given, table.task, seed)
+    params |= {"lr": settings.lr, "weight_decay": settings.weight_decay}
     split = make_split(table, seed)
     pre = fit_preprocessor(table.X.iloc[split.train], table.categorical)
     regression = table.task == "regression"
@@ -225,28 +271,10 @@ def fit_table(
     net = build_model(model, params, pre.n_numeric_out, pre.cardinalities, n_out)
     batch_size = min(256, max(16, len(split.train) // 10))
     loaders = make_loaders(*part(split.train), valid=part(split.valid), batch_size=batch_size)
-    config = replace(
-        config or TrainConfig(epochs=50, progress=False),
-        lr=params["lr"] if config is None else config.lr,
-        weight_decay=params["weight_decay"] if config is None else config.weight_decay,
-        loss="mse" if regression else "cross_entropy",
-        seed=seed,
-    )
     with cpu_threads(threads):
-        fit(net, loaders, config, [EarlyStopping(patience=patience), *(callbacks or [])])
+        loop.fit(net, loaders, settings, [EarlyStopping(patience=patience), *(callbacks or [])])
     result = TabularModel(net, pre, model, params, table.task, table.classes, target, scale)
-    fingerprint = {
-        name: {"rows": len(rows), "sha256": _rows_fingerprint(table.X.iloc[rows], table.y[rows])}
-        for name, rows in (("train", split.train), ("valid", split.valid))
-    }
-    result.about = {
-        "data": {"name": table.name, "rows": len(table), "fingerprint": fingerprint},
-        "test_set": {
-            "name": f"{table.name} test split (seed {seed})",
-            "size": len(split.test),
-            "fingerprint": _rows_fingerprint(table.X.iloc[split.test], table.y[split.test]),
-        },
-    }
+    result.about = _provenance(table, split, seed)
     if not regression:
         probs = result.outputs(table.X.iloc[split.test])
         result.report = report_from_probs(table.y[split.test], probs, table.classes)

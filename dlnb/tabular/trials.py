@@ -5,8 +5,7 @@ validation loss."""
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 import optuna
@@ -15,15 +14,41 @@ import torch
 
 from dlnb.data.loaders import make_loaders
 from dlnb.data.resident import GpuLoader
-from dlnb.lifecycle.tuning import PruneOnValLoss, tune
 from dlnb.models import count_parameters
 from dlnb.runtime import Timer
 from dlnb.tabular.models import DEFAULTS, build_model, suggest_params
 from dlnb.tabular.preprocess import Preprocessor
 from dlnb.tabular.results import scores
+from dlnb.train import loop
+from dlnb.train.callbacks import Callback, EarlyStopping
+from dlnb.train.config import TrainConfig
+from dlnb.train.tuning import PruneOnValLoss, tune
 
-if TYPE_CHECKING:
-    from dlnb.tabular.comparison import Budget
+
+@dataclass(frozen=True)
+class Budget:
+    """The tuning budget every model gets: the same number of trials, each with early stopping.
+
+    `train` configures every neural-network trial (`train.epochs` at most, stopped after
+    `patience` epochs without progress) and the device of the whole comparison; each trial sets
+    its own `lr` and `weight_decay` (tuned), `loss` (from the task) and `seed`.
+
+    With `prune`, a neural trial whose validation loss falls behind the median of the earlier
+    trials at the same epoch is stopped (`dlnb.train.tuning.default_pruner`: never before 5 trials
+    finished). A pruned trial counts as one of the `trials` and is never chosen, so every model
+    runs exactly `trials` trials; XGBoost trials are not pruned (each already stops after
+    `early_stopping_rounds` rounds without progress).
+    """
+
+    trials: int = 4
+    train: TrainConfig = field(default_factory=lambda: TrainConfig(epochs=100, progress=False))
+    patience: int = 8
+    max_rounds: int = (
+        2000  # XGBoost: boosting rounds at most, stopped after `early_stopping_rounds`
+    )
+    early_stopping_rounds: int = 50
+    batch_size: int = 256  # at most; small training sets get smaller batches (>= 10 steps an epoch)
+    prune: bool = True
 
 
 @dataclass
@@ -107,9 +132,6 @@ def _run_neural(
     seed: int,
     trial: optuna.Trial | None = None,
 ) -> dict:
-    from dlnb.train.callbacks import Callback, EarlyStopping
-    from dlnb.train.loop import fit, predict
-
     regression = task == "regression"
     mu, sd = (
         (float(data["train"].y.mean()), float(data["train"].y.std()) or 1.0)
@@ -144,11 +166,11 @@ def _run_neural(
     if trial is not None and budget.prune:
         callbacks.append(PruneOnValLoss(trial))
     with Timer(device) as t:
-        history = fit(net, loaders, config, callbacks, device=device)
+        history = loop.fit(net, loaders, config, callbacks, device=device)
 
     def predict_part(part: Part) -> np.ndarray:
         loader = GpuLoader(*_tensors(part, target(part)), 4096, shuffle=False, device=device)
-        logits, _ = predict(net, loader, device)
+        logits, _ = loop.predict(net, loader, device)
         if regression:
             return logits.reshape(-1) * sd + mu
         return torch.softmax(torch.from_numpy(logits), 1).numpy()
@@ -201,7 +223,21 @@ def tune_model(
     progress: bool = False,
 ) -> dict:
     """Run a study of `budget.trials` trials of model `name`, seeded from (seed, training rows);
-    the best on validation wins. Its run dict carries the study (None for the majority class)."""
+    the best on validation wins. Its run dict carries the study (None for the majority class).
+
+    Args:
+        name: "majority" (one untuned run), "xgboost" or a network of `dlnb.tabular.models`.
+        task: "binary", "multiclass" or "regression".
+        data: the prepared "train", "valid" and "test" parts.
+        pre: the preprocessor fitted on the training rows (sizes of the network's inputs).
+        n_classes: classes of the target (1 for regression).
+        budget: trials, the neural trials' TrainConfig and early stopping, pruning.
+        fixed: hyperparameters kept out of the search.
+        device: where the networks (and XGBoost, on CUDA) train.
+        seed: seeds every trial's fit and, with the training rows, the study.
+        threads: XGBoost's threads (None: its default).
+        progress: print every trial's validation loss.
+    """
     if name == "majority":
         run = _run_majority(data, task, n_classes)
         valid = _valid_loss(task, data["valid"].y, run["predict"](data["valid"]), n_classes)

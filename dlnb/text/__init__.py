@@ -1,8 +1,11 @@
-"""Text: datasets, your own files, attention and a compact encoder, fine-tuning, baselines."""
+"""Text: datasets and tasks, your own files, attention and a compact encoder, reading attention
+maps, fine-tuning, fair baselines and the sentences their comparison supports."""
 
 from __future__ import annotations
 
 from dlnb.text.baselines import (
+    BagOfEmbeddings,
+    bag_classifier,
     load_encoder,
     probe_classifier,
     scratch_classifier,
@@ -23,6 +26,7 @@ from dlnb.text.datasets import (
     tweets_file,
 )
 from dlnb.text.finetune import (
+    MeanPooledClassifier,
     finetune_classifier,
     load_classifier,
     load_tokenizer,
@@ -42,7 +46,19 @@ from dlnb.text.loaders import (
     token_loaders,
     tokenize,
 )
+from dlnb.text.maps import attention_shares, describe_attention, layers_looking_at
 from dlnb.text.reading import TextData, from_files, read_text_table
+from dlnb.text.story import (
+    TransferClaims,
+    confidence_summary,
+    error_summary,
+    order_task_summary,
+    own_data_summary,
+    transfer_claims,
+    verdicts_by_size,
+)
+from dlnb.text.tasks import TextTask, mojibake_examples, repair_mojibake, sentiment_task
+from dlnb.text.transfer import Baselines, plot_seed_scores, plot_transfer_curve
 from dlnb.text.transformer import (
     EncoderBlock,
     EncoderConfig,
@@ -110,4 +126,24 @@ __all__ = [
     "TextClassifier",
     "fit_text",
     "load_text_classifier",
+    "MeanPooledClassifier",
+    "BagOfEmbeddings",
+    "bag_classifier",
+    "TextTask",
+    "repair_mojibake",
+    "mojibake_examples",
+    "sentiment_task",
+    "Baselines",
+    "plot_seed_scores",
+    "plot_transfer_curve",
+    "TransferClaims",
+    "transfer_claims",
+    "verdicts_by_size",
+    "error_summary",
+    "confidence_summary",
+    "order_task_summary",
+    "own_data_summary",
+    "attention_shares",
+    "describe_attention",
+    "layers_looking_at",
 ]

@@ -5,6 +5,7 @@
     features = sentence_embeddings(texts, tokenizer, load_encoder())   # frozen MiniLM, mean-pooled
     probe = probe_classifier((features[train], y[train]), (features[test], y[test]), C=1.0)
     scratch = scratch_classifier(train, test, tokenizer=tokenizer, label_names=names, config=config)
+    bag = bag_classifier(train, test, tokenizer=tokenizer, label_names=names, config=config)
 
 A setting is tuned only on the labelled examples a method is given (stratified folds of its own
 training set), so no baseline sees labels the others do not.
@@ -18,6 +19,7 @@ from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 
 from dlnb.models import eval_mode
 from dlnb.runtime import pick_device
@@ -102,13 +104,20 @@ def sentence_embeddings(
 
 
 def probe_classifier(train: Split, test: Split, *, C: float = 1.0, seed: int = 0) -> dict:
-    """Logistic regression on standardised frozen features: accuracy and predictions on `test`."""
+    """Logistic regression on standardised frozen features: accuracy and predictions on `test`.
+
+    Features that do not vary over the training texts (a mean-pooled encoder has a few dead
+    dimensions, ~1e-33) are dropped first: standardising them would only blow up rounding noise.
+    """
+    from sklearn.feature_selection import VarianceThreshold
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import make_pipeline
     from sklearn.preprocessing import StandardScaler
 
     start = time.perf_counter()
-    model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+    model = make_pipeline(
+        VarianceThreshold(1e-12), StandardScaler(), LogisticRegression(C=C, max_iter=2000)
+    )
     model.set_params(logisticregression__random_state=seed).fit(train[0], np.asarray(train[1]))
     predictions = model.predict(test[0])
     return {
@@ -117,6 +126,28 @@ def probe_classifier(train: Split, test: Split, *, C: float = 1.0, seed: int = 0
         "model": model,
         "seconds": time.perf_counter() - start,
     }
+
+
+def probe_head(model) -> nn.Linear:
+    """A fitted `probe_classifier` model (drop constant features, standardise, logistic
+    regression) as one `nn.Linear` on the raw features: the same class probabilities, ready to
+    start fine-tuning from ("linear probe, then fine-tune"). Dropped features get weight 0.
+
+    Two classes (one row of coefficients) become two rows of half the score each, -s/2 and +s/2,
+    which a softmax turns into exactly the logistic regression's probabilities.
+    """
+    keep, scaler, regression = model[0].get_support(), model[1], model[-1]
+    kept = regression.coef_ / scaler.scale_
+    weight = np.zeros((len(kept), keep.size))
+    weight[:, keep] = kept
+    bias = regression.intercept_ - kept @ scaler.mean_
+    if len(weight) == 1:
+        weight, bias = np.vstack([-weight / 2, weight / 2]), np.array([-1.0, 1.0]) * bias / 2
+    head = nn.Linear(weight.shape[1], weight.shape[0])
+    with torch.no_grad():
+        head.weight.copy_(torch.as_tensor(weight, dtype=torch.float32))
+        head.bias.copy_(torch.as_tensor(bias, dtype=torch.float32))
+    return head
 
 
 def tfidf_classifier(
@@ -173,6 +204,72 @@ def scratch_classifier(
             pooling="mean",
         )
         return TransformerEncoder(encoder)
+
+    return train_text_model(
+        build,
+        train,
+        test,
+        tokenizer=tokenizer,
+        label_names=label_names,
+        config=config,
+        batch_size=batch_size,
+        max_length=max_length,
+    )
+
+
+class BagOfEmbeddings(nn.Module):
+    """A fastText-style text classifier from random weights: each token id gets a learned vector,
+    a text is the mean of its tokens' vectors, dropout, then a linear layer.
+
+    Order-blind and small (vocabulary x `dim` weights), it learns from a few dozen labelled texts
+    per class, where a transformer from scratch stays at the majority rate.
+    """
+
+    def __init__(self, vocab_size: int, num_classes: int, dim: int = 64, dropout: float = 0.3):
+        super().__init__()
+        self.embed = nn.Embedding(vocab_size, dim)
+        self.dropout = nn.Dropout(dropout)
+        self.head = nn.Linear(dim, num_classes)
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (batch, classes) of a batch of token ids (padding masked out of the mean)."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        keep = attention_mask[..., None].to(self.head.weight.dtype)
+        mean = (self.embed(input_ids) * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return self.head(self.dropout(mean))
+
+
+def bag_classifier(
+    train: Split,
+    test: Split | None,
+    *,
+    tokenizer,
+    label_names: Sequence[str],
+    config: TrainConfig,
+    dim: int = 64,
+    batch_size: int = 16,
+    max_length: int = 64,
+) -> dict:
+    """A `BagOfEmbeddings` from random weights (seeded by `config.seed`) on the tokenizer's ids,
+    trained with `fit`; returns what `train_text_model` does.
+
+    Args:
+        train: (texts, labels) to train on.
+        test: (texts, labels) to score once after training, or None.
+        tokenizer: a Hugging Face tokenizer; its vocabulary sizes the embedding table.
+        label_names: the classes.
+        config: training settings (epochs, lr, schedule, seed).
+        dim: width of the token vectors.
+        batch_size: training batch size.
+        max_length: texts are cut to this many tokens.
+    """
+
+    def build() -> BagOfEmbeddings:
+        torch.manual_seed(config.seed)
+        return BagOfEmbeddings(len(tokenizer), len(label_names), dim)
 
     return train_text_model(
         build,

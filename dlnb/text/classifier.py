@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 import pandas as pd
@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from dlnb.runtime import cpu_threads
-from dlnb.text.finetune import MINILM, finetune_classifier
+from dlnb.text.finetune import MINILM, MeanPooledClassifier, finetune_classifier
 from dlnb.text.loaders import text_loaders
 from dlnb.text.reading import TextData
 from dlnb.train.config import TrainConfig
@@ -29,7 +29,8 @@ KIND = "dlnb.text"
 
 @dataclass
 class TextClassifier:
-    """A fine-tuned Hugging Face classifier with its tokenizer, label names and input length."""
+    """A fine-tuned Hugging Face classifier (or `MeanPooledClassifier`) with its tokenizer, label
+    names and input length."""
 
     model: nn.Module
     tokenizer: Any  # a Hugging Face tokenizer
@@ -76,6 +77,7 @@ class TextClassifier:
             "label_names": list(self.label_names),
             "checkpoint": self.checkpoint,
             "max_length": self.max_length,
+            "pooling": "mean" if isinstance(self.model, MeanPooledClassifier) else "cls",
         }
         directory = save_model(directory, self.model, meta)
         config.save_pretrained(directory)
@@ -85,7 +87,12 @@ class TextClassifier:
 
 def load_text_classifier(directory: str | Path) -> TextClassifier:
     """The `TextClassifier` that `.save(directory)` wrote (weights' hash and shapes checked), offline."""
-    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers import (
+        AutoConfig,
+        AutoModel,
+        AutoModelForSequenceClassification,
+        AutoTokenizer,
+    )
 
     from dlnb.train.saving import load_model_files, load_weights_into
 
@@ -96,10 +103,14 @@ def load_text_classifier(directory: str | Path) -> TextClassifier:
             "load_tabular / load_image_classifier read the other kinds."
         )
     config = AutoConfig.from_pretrained(str(directory))
-    model = AutoModelForSequenceClassification.from_config(config)
+    names = tuple(meta["label_names"])
+    model: nn.Module
+    if meta.get("pooling", "cls") == "mean":
+        model = MeanPooledClassifier(AutoModel.from_config(config), len(names))
+    else:
+        model = AutoModelForSequenceClassification.from_config(config)
     load_weights_into(model, state, str(directory))
     tokenizer = AutoTokenizer.from_pretrained(str(directory))
-    names = tuple(meta["label_names"])
     return TextClassifier(model.eval(), tokenizer, names, meta["checkpoint"], meta["max_length"])
 
 
@@ -112,6 +123,7 @@ def fit_text(
     max_length: int = 64,
     tokenizer=None,
     threads: int | None = 1,
+    pooling: Literal["cls", "mean"] = "cls",
 ) -> TextClassifier:
     """Fine-tune `checkpoint` on `data.train` (batches bucketed by length) and score it on `data.test`.
 
@@ -120,7 +132,18 @@ def fit_text(
     training needs it (unless `keep_optimizer=True`). The result's `.report` is the test split's
     classification report (None when the test split is empty). `threads` caps torch's CPU threads while
     training, one by default like `fit_table`: on a busy 2-core machine one thread fine-tuned
-    MiniLM several times faster than two (None: no cap).
+    MiniLM several times faster than two (None: no cap). `pooling="mean"` reads the encoder by
+    mean pooling (`MeanPooledClassifier`), as sentence-transformers checkpoints were trained.
+
+    Args:
+        data: the texts and labels (`from_files`), with an optional test split.
+        checkpoint: the pretrained model to start from.
+        config: training settings.
+        batch_size: training batch size.
+        max_length: texts are cut to this many tokens.
+        tokenizer: the checkpoint's tokenizer when already loaded.
+        threads: torch CPU threads while training (None: no cap).
+        pooling: "cls" (the checkpoint's classification head) or "mean".
     """
     if not isinstance(data, TextData):
         raise TypeError(
@@ -138,6 +161,7 @@ def fit_text(
             batch_size=batch_size,
             max_length=max_length,
             tokenizer=tokenizer,
+            pooling=pooling,
         )
     model = result["model"].eval()
     return TextClassifier(

@@ -21,14 +21,16 @@ import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any, Literal
 
+import numpy as np
 import torch
 from torch import nn
 
 from dlnb.data.registry import data_dir
 from dlnb.text.loaders import text_loaders
 from dlnb.train.config import TrainConfig
-from dlnb.train.loop import evaluate, fit, predict, resolve_device
+from dlnb.train.loop import fit, predict, resolve_device
 from dlnb.train.report import report_from_probs
 
 MINILM = "sentence-transformers/all-MiniLM-L6-v2"
@@ -116,6 +118,73 @@ def quiet_loading() -> Iterator[None]:
             hf_logging.enable_progress_bar()
 
 
+class MeanPooledClassifier(nn.Module):
+    """A pretrained encoder, the mean of its last hidden states over each text's real tokens,
+    dropout and a new linear head: `model(input_ids, attention_mask) -> logits`.
+
+    Sentence-transformers checkpoints such as all-MiniLM-L6-v2 were trained to be read this way
+    (mean pooling); the `[CLS]` + pooler head of `AutoModelForSequenceClassification` starts
+    from a pooler they never trained. The encoder's pooler is dropped (unused).
+    """
+
+    def __init__(self, encoder: Any, num_labels: int, dropout: float = 0.1):
+        super().__init__()
+        if getattr(encoder, "pooler", None) is not None:
+            setattr(encoder, "pooler", None)  # noqa: B010 - a Hugging Face model's optional part
+        self.encoder: Any = encoder
+        self.dropout = nn.Dropout(dropout)
+        self.classifier = nn.Linear(encoder.config.hidden_size, num_labels)
+
+    @property
+    def config(self) -> Any:
+        """The encoder's Hugging Face config (saved with the model)."""
+        return self.encoder.config
+
+    def get_input_embeddings(self) -> nn.Module:
+        """The token embedding layer (what text attributions integrate over)."""
+        return self.encoder.get_input_embeddings()
+
+    def forward(
+        self, input_ids: torch.Tensor, attention_mask: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """Logits (batch, labels) of a batch of token ids."""
+        if attention_mask is None:
+            attention_mask = torch.ones_like(input_ids)
+        hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask).last_hidden_state
+        keep = attention_mask[..., None].to(hidden.dtype)
+        pooled = (hidden * keep).sum(1) / keep.sum(1).clamp(min=1)
+        return self.classifier(self.dropout(pooled))
+
+
+def _mean_pooled(
+    source: str,
+    kwargs: dict,
+    num_labels: int,
+    pretrained: bool,
+    seed: int,
+    dtype,
+    head: nn.Linear | None = None,
+):
+    from transformers import AutoConfig, AutoModel
+
+    torch.manual_seed(seed)
+    with quiet_loading():
+        if pretrained:
+            encoder = AutoModel.from_pretrained(source, dtype=dtype, **kwargs)
+        else:
+            encoder = AutoModel.from_config(AutoConfig.from_pretrained(source, **kwargs))
+    torch.manual_seed(seed)  # the head's init depends on the seed alone
+    model = MeanPooledClassifier(encoder, num_labels)
+    if head is not None:
+        if tuple(head.weight.shape) != tuple(model.classifier.weight.shape):
+            raise ValueError(
+                f"head has weights of shape {tuple(head.weight.shape)}, the classifier needs "
+                f"{tuple(model.classifier.weight.shape)} (labels x hidden size)."
+            )
+        model.classifier.load_state_dict(head.state_dict())
+    return model
+
+
 def load_classifier(
     checkpoint: str = MINILM,
     num_labels: int = 2,
@@ -124,8 +193,14 @@ def load_classifier(
     seed: int = 0,
     dtype: torch.dtype | None = None,
     head_note: bool = True,
+    pooling: Literal["cls", "mean"] = "cls",
+    head: nn.Linear | None = None,
 ):
     """`AutoModelForSequenceClassification` of `checkpoint`: pretrained weights or a random init.
+
+    `pooling="mean"` returns a `MeanPooledClassifier` instead (the encoder read by mean pooling,
+    as sentence-transformers checkpoints were trained; its new head is not announced), whose
+    head starts from a copy of `head` when one is given (e.g. a linear probe's, `probe_head`).
 
     Pretrained: the encoder's weights load and the classification head is new (said once per
     session; `head_note=False` for a caller that replaces the head itself, e.g. a linear probe).
@@ -137,10 +212,16 @@ def load_classifier(
     global _head_note_shown
     if num_labels < 2:
         raise ValueError(f"num_labels must be at least 2 for classification, got {num_labels}.")
+    if pooling not in ("cls", "mean"):
+        raise ValueError(f"pooling={pooling!r} is not 'cls' or 'mean'.")
     source, kwargs = resolve_checkpoint(checkpoint)
     _check_saved_head(source, num_labels)
     torch.manual_seed(seed)
     try:
+        if pooling == "mean":
+            return _mean_pooled(source, kwargs, num_labels, pretrained, seed, dtype, head)
+        if head is not None:
+            raise ValueError("A starting head is supported with pooling='mean' only.")
         with quiet_loading():  # we report the newly initialised head ourselves, once
             if not pretrained:
                 config = AutoConfig.from_pretrained(source, num_labels=num_labels, **kwargs)
@@ -181,6 +262,30 @@ def load_classifier(
 # --- training a text model -----------------------------------------------------------------------
 
 
+def _sorted_by_length(test: tuple) -> tuple[tuple, np.ndarray]:
+    """The test split ordered by text length (batches of similar length pad little), and the order."""
+    texts, labels = list(test[0]), test[1]
+    order = np.argsort([len(str(t)) for t in texts], kind="stable")
+    sorted_labels = None if labels is None else [labels[i] for i in order]
+    return ([texts[i] for i in order], sorted_labels), order
+
+
+def _test_scores(
+    logits: np.ndarray, y: np.ndarray, order: np.ndarray, label_names: Sequence[str]
+) -> dict:
+    """Accuracy, mean cross-entropy, report and probabilities (in the caller's order) of one pass."""
+    probs = torch.softmax(torch.from_numpy(logits).float(), 1).numpy()
+    loss = torch.nn.functional.cross_entropy(torch.from_numpy(logits).float(), torch.from_numpy(y))
+    in_order = np.empty_like(probs)
+    in_order[order] = probs
+    return {
+        "accuracy": float((probs.argmax(1) == y).mean()),
+        "loss": float(loss),
+        "report": report_from_probs(y, probs, label_names),
+        "test_probs": in_order,
+    }
+
+
 def train_text_model(
     build: Callable[[], nn.Module],
     train: tuple,
@@ -194,9 +299,14 @@ def train_text_model(
 ) -> dict:
     """Batch `train` (length-bucketed) and `test`, train `build()` with `fit`, score on `test`.
 
-    Returns the history, the model, the wall-clock seconds of training and scoring and, with a
-    test split, its accuracy, loss and classification `report` (None without one).
+    Returns the history, the model, the wall-clock seconds of training and scoring,
+    `train_accuracy` (of the last epoch) and, with a test split, its accuracy, loss,
+    classification `report` and `test_probs` (texts x classes, in `test`'s order), from one
+    pass over it; these are None without a test split.
     """
+    order = None
+    if test is not None:
+        test, order = _sorted_by_length(test)  # scoring only: similar lengths pad less
     loaders = text_loaders(
         tokenizer,
         train,
@@ -205,21 +315,19 @@ def train_text_model(
         batch_size=batch_size,
         max_length=max_length,
         seed=config.seed,
-        sort_eval=True,  # scoring only: batches of similar length pad less
         eval_batch_size=64,
     )
     model = build()
     device = resolve_device(config)
     start = time.perf_counter()
     history = fit(model, loaders, config, device=device)
-    scores: dict = {"accuracy": None, "loss": None, "report": None}
-    if loaders.test is not None:
-        scores = evaluate(model, loaders.test, config, device=device)
+    scores: dict = {"accuracy": None, "loss": None, "report": None, "test_probs": None}
+    if loaders.test is not None and order is not None:
         logits, y = predict(model, loaders.test, device)
-        probs = torch.softmax(torch.from_numpy(logits), 1).numpy()
-        scores["report"] = report_from_probs(y, probs, label_names)
+        scores = _test_scores(logits, y, order, label_names)
     return {
         **scores,
+        "train_accuracy": float(history.last("train_accuracy")),
         "history": history,
         "model": model,
         "seconds": time.perf_counter() - start,
@@ -237,18 +345,39 @@ def finetune_classifier(
     batch_size: int = 16,
     max_length: int | None = 64,
     tokenizer=None,
+    pooling: Literal["cls", "mean"] = "cls",
+    head: nn.Linear | None = None,
 ) -> dict:
     """Fine-tune `checkpoint` (or its architecture from scratch) on `train` with `fit`; score on `test`.
 
-    `train` and `test` are (texts, labels) pairs; without `test` nothing is scored (accuracy,
-    loss and report are None). `config.class_weight="balanced"` weights the loss by class.
+    Args:
+        train: (texts, labels) to train on.
+        test: (texts, labels) to score once after training; None scores nothing (accuracy,
+            loss and report are None).
+        label_names: the classes, in the order of the model's outputs.
+        checkpoint: a hub name, an alias ("minilm") or a local folder.
+        pretrained: False trains the same architecture from random weights.
+        config: training settings (`class_weight="balanced"` weights the loss by class).
+        batch_size: training batch size (batches of similar-length texts).
+        max_length: texts are cut to this many tokens.
+        tokenizer: the checkpoint's tokenizer when already loaded.
+        pooling: "cls" (the checkpoint's own classification head) or "mean" (a
+            `MeanPooledClassifier`).
+        head: with pooling="mean", the head starts from a copy of this linear layer (a linear
+            probe's, `probe_head`: "linear probe, then fine-tune"); None starts it at random.
+
     Returns what `train_text_model` does, and the tokenizer.
     """
     config = config or TrainConfig(lr=5e-5, epochs=3)
     tokenizer = tokenizer or load_tokenizer(checkpoint)
     result = train_text_model(
         lambda: load_classifier(
-            checkpoint, len(label_names), pretrained=pretrained, seed=config.seed
+            checkpoint,
+            len(label_names),
+            pretrained=pretrained,
+            seed=config.seed,
+            pooling=pooling,
+            head=head,
         ),
         train,
         test,

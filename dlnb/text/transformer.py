@@ -306,9 +306,11 @@ def plot_positions(table: torch.Tensor | np.ndarray, dims: Sequence[int] = (0, 1
 def plot_cls_attention(
     maps: Sequence[np.ndarray], index: int, tokens: Sequence[str], ax=None, title: str | None = None
 ):
-    """What the first ([CLS]) token attends to, per layer and head, for example `index`; returns (fig, ax)."""
+    """What the first ([CLS]) token attends to, per layer and head, for example `index`; returns
+    (fig, ax). Rows are labelled `L<layer> h<head>`, layers from 1 (as `attention_shares`
+    numbers them) and heads from 0."""
     rows = np.concatenate([m[index, :, 0, : len(tokens)] for m in maps])  # (layers * heads, T)
-    labels = [f"L{layer} h{head}" for layer, m in enumerate(maps) for head in range(m.shape[1])]
+    labels = [f"L{layer} h{head}" for layer, m in enumerate(maps, 1) for head in range(m.shape[1])]
     _, ax = axes(ax, (max(4.0, 0.3 * len(tokens) + 1.5), 0.3 * len(labels) + 1.2))
     fig, ax = plot_attention(rows, tokens, ax=ax, query_tokens=labels, title=title)
     ax.set_ylabel("[CLS] query: layer, head")

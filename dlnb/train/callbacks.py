@@ -59,6 +59,7 @@ class EarlyStopping(Callback):
         return value > self.best + self.min_delta
 
     def on_epoch_end(self, state) -> None:
+        """Note an improvement of `monitor` (keeping the weights), or stop after `patience`."""
         if self.monitor not in state.epoch_metrics:
             raise KeyError(
                 f"EarlyStopping monitors {self.monitor!r}, which this run does not record "
@@ -87,11 +88,13 @@ class EarlyStopping(Callback):
                 )
 
     def on_fit_end(self, state) -> None:
+        """Load the best epoch's weights back into the model (with `restore_best`)."""
         if self.restore_best and self.best_weights is not None:
             model = getattr(state.model, "_orig_mod", state.model)
             model.load_state_dict(self.best_weights)
 
     def state_dict(self) -> dict:
+        """The best value, its epoch, the epochs waited and the best weights."""
         return {
             "best": self.best,
             "best_epoch": self.best_epoch,
@@ -100,6 +103,7 @@ class EarlyStopping(Callback):
         }
 
     def load_state_dict(self, state: dict) -> None:
+        """Restore what `state_dict` returned, to resume counting where a run stopped."""
         self.best, self.best_epoch = state["best"], state["best_epoch"]
         self.wait, self.best_weights = state["wait"], state["best_weights"]
 
@@ -125,6 +129,7 @@ class ProgressBar(Callback):
         self.bar = None
 
     def on_epoch_start(self, state) -> None:
+        """Open the bar (first epoch) or reset it for this epoch's batches."""
         if (is_headless() and in_notebook()) or not (in_notebook() or sys.stderr.isatty()):
             return
         desc = f"epoch {state.epoch}/{state.config.epochs}"
@@ -137,12 +142,14 @@ class ProgressBar(Callback):
             self.bar.set_description(desc, refresh=False)
 
     def on_batch_end(self, state) -> None:
+        """Advance the bar; show the batch loss every 20 batches."""
         if self.bar is not None:
             self.bar.update(1)
             if state.batch % 20 == 0:
                 self.bar.set_postfix(loss=f"{state.last_loss:.4f}", refresh=False)
 
     def on_epoch_end(self, state) -> None:
+        """Print one line with the epoch's metrics."""
         if self.bar is not None:
             self.bar.refresh()
         print(
@@ -150,6 +157,7 @@ class ProgressBar(Callback):
         )
 
     def on_fit_end(self, state) -> None:
+        """Finish the bar and print why training stopped early, if it did."""
         if self.bar is not None:
             self.bar.close()  # leave=True: the finished bar (and its widget model) stays
             self.bar = None
@@ -171,6 +179,7 @@ class LivePlot(Callback):
         return fig
 
     def on_epoch_end(self, state) -> None:
+        """Redraw the learning curves in a live notebook."""
         if is_headless() or not in_notebook():
             return
         from IPython.display import display
@@ -182,6 +191,7 @@ class LivePlot(Callback):
             self.handle.update(fig)
 
     def on_fit_end(self, state) -> None:
+        """Show the final learning curves once when the notebook runs headless."""
         if in_notebook() and is_headless() and len(state.history):
             from IPython.display import display
 

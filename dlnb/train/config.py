@@ -6,7 +6,7 @@ from __future__ import annotations
 import math
 from collections.abc import Callable, Iterable, Sized
 from dataclasses import dataclass, field, fields
-from typing import Any
+from typing import Any, Literal, get_args
 
 import torch
 from torch import nn
@@ -15,13 +15,23 @@ from torch.optim.lr_scheduler import LRScheduler
 from dlnb.train.history import History
 
 __all__ = [
+    "Loss",
     "NonFiniteLossError",
+    "Optimizer",
+    "Precision",
+    "Scheduler",
     "TrainConfig",
     "TrainState",
     "batches_per_epoch",
     "make_optimizer",
     "make_scheduler",
 ]
+
+Optimizer = Literal["adamw", "sgd"]
+Scheduler = Literal["onecycle", "cosine"]
+Loss = Literal["cross_entropy", "mse", "bce"]
+#: "auto": bf16/fp16 on CUDA, off elsewhere; "bf16" runs on CPUs too; "fp16" needs CUDA.
+Precision = Literal["auto", "off", "bf16", "fp16"]
 
 
 class NonFiniteLossError(FloatingPointError):
@@ -34,19 +44,19 @@ class TrainConfig:
 
     epochs: int = 3
     lr: float = 1e-3
-    optimizer: str = "adamw"  # "adamw" | "sgd"
+    optimizer: Optimizer = "adamw"
     weight_decay: float = 0.0
     momentum: float = 0.9
-    scheduler: str | None = None  # None | "onecycle" | "cosine"
-    loss: str = "cross_entropy"  # "cross_entropy" | "mse" | "bce"
+    scheduler: Scheduler | None = None
+    loss: Loss = "cross_entropy"
     label_smoothing: float = 0.0
-    class_weight: str | list[float] | None = None  # None | "balanced" | one weight per class
+    class_weight: Literal["balanced"] | list[float] | None = None  # or one weight per class
     grad_clip: float | None = None
     grad_accum: int = 1
-    amp: str = "auto"  # "auto" (bf16/fp16 on CUDA, off elsewhere) | "off" | "bf16" | "fp16" (CUDA)
+    amp: Precision = "auto"
     compile: bool = False
     channels_last: bool = False
-    device: str = "auto"
+    device: str = "auto"  # "auto", or a torch device: "cpu", "cuda", "cuda:1", "mps"
     seed: int = 0
     deterministic: bool = False
     checkpoint_dir: str | None = None
@@ -58,15 +68,10 @@ class TrainConfig:
     param_groups: Callable[[nn.Module], list[dict]] | None = None
 
     def __post_init__(self) -> None:
-        checks = {
-            "optimizer": (self.optimizer, ("adamw", "sgd")),
-            "scheduler": (self.scheduler, (None, "onecycle", "cosine")),
-            "loss": (self.loss, ("cross_entropy", "mse", "bce")),
-            "amp": (self.amp, ("auto", "off", "bf16", "fp16")),
-        }
-        for name, (value, allowed) in checks.items():
-            if value not in allowed:
-                raise ValueError(f"TrainConfig.{name}={value!r} is not one of {allowed}.")
+        _check_choice("optimizer", self.optimizer, get_args(Optimizer))
+        _check_choice("scheduler", self.scheduler, (None, *get_args(Scheduler)))
+        _check_choice("loss", self.loss, get_args(Loss))
+        _check_choice("amp", self.amp, get_args(Precision))
         if self.epochs < 1 or self.grad_accum < 1:
             raise ValueError("TrainConfig.epochs and TrainConfig.grad_accum must be at least 1.")
         if not self.lr > 0:
@@ -95,6 +100,12 @@ class TrainConfig:
     def to_dict(self) -> dict:
         """The config as plain values (callables left out), for checkpoints and reports."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "param_groups"}
+
+
+def _check_choice(name: str, value: object, allowed: tuple) -> None:
+    """Raise a ValueError naming the allowed values when `value` is not one of them."""
+    if value not in allowed:
+        raise ValueError(f"TrainConfig.{name}={value!r} is not one of {allowed}.")
 
 
 @dataclass

@@ -1,26 +1,34 @@
 """Data-parallel helpers on PyTorch's own engine: the process group torchrun describes, ranks,
-rank-aware logging, metric reduction and sharded loaders.
+rank-aware logging, metric reduction, sharded loaders, and the strategy `fit` trains with.
 
 Every helper also works in a plain single process (rank 0 of 1), so one training script runs
-unchanged with `python train.py` and with `torchrun --nproc-per-node 4 train.py`.
+unchanged with `python train.py` and with `torchrun --nproc-per-node 4 train.py`. `fit` asks
+`current_strategy()` how to train: `SingleProcess` (every hook does nothing) or
+`DistributedDataParallel` (wrap the model, shard the data, sum the metrics over ranks).
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Iterator, Sized
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 import torch.distributed as dist
 from torch import nn
+from torch.nn.parallel import DistributedDataParallel as TorchDDP
 from torch.utils.data import DataLoader, RandomSampler
 from torch.utils.data.distributed import DistributedSampler
 
-if TYPE_CHECKING:
-    from torch.nn.parallel import DistributedDataParallel
+if dist.is_available():
+    # torch.distributed.nn.functional binds `group.WORLD` as a default argument when it is first
+    # imported, which DistributedDataParallel does lazily. Imported while a process group is up,
+    # it keeps that group alive after destroy_process_group: gloo's threads then run into
+    # interpreter shutdown and abort the process at exit ("terminate called without an active
+    # exception"). Imported here, before any group exists, it binds None.
+    import torch.distributed.nn  # noqa: F401
 
 TORCHRUN_VARS = ("RANK", "WORLD_SIZE", "LOCAL_RANK", "MASTER_ADDR", "MASTER_PORT")
 
@@ -119,16 +127,14 @@ def rank_device(device: torch.device) -> torch.device:
     return device
 
 
-def wrap_ddp(model: nn.Module, device: torch.device) -> DistributedDataParallel:
+def wrap_ddp(model: nn.Module, device: torch.device) -> TorchDDP:
     """Wrap `model` in DistributedDataParallel (gradients are averaged across ranks in backward)."""
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = (
         [device.index if device.index is not None else local_rank()]
         if device.type == "cuda"
         else None
     )
-    return DistributedDataParallel(model, device_ids=ids)
+    return TorchDDP(model, device_ids=ids)
 
 
 def sync_buffers(model: nn.Module, src: int = 0) -> None:
@@ -182,6 +188,23 @@ def shard_loader(
     rank_, world = ranks if ranks is not None else (rank(), world_size())
     if hasattr(loader, "shard"):
         return loader.shard(rank_, world, even=train)
+    _check_shardable(loader)
+    if train:
+        sampler: Any = DistributedSampler(
+            loader.dataset,
+            num_replicas=world,
+            rank=rank_,
+            shuffle=isinstance(loader.sampler, RandomSampler),
+            seed=seed,
+            drop_last=loader.drop_last,
+        )
+    else:
+        sampler = range(rank_, len(loader.dataset), world)
+    return _with_sampler(loader, sampler)
+
+
+def _check_shardable(loader: Any) -> None:
+    """Raise a clear error when `loader` cannot be given a per-rank sampler."""
     if not isinstance(loader, DataLoader):
         raise TypeError(
             f"Cannot shard a {type(loader).__name__} across processes; pass a "
@@ -197,17 +220,10 @@ def shard_loader(
             "Cannot shard a DataLoader over a dataset without a length (an IterableDataset); "
             "give each rank its own part of the stream, or use a map-style dataset."
         )
-    if train:
-        sampler: Any = DistributedSampler(
-            loader.dataset,
-            num_replicas=world,
-            rank=rank_,
-            shuffle=isinstance(loader.sampler, RandomSampler),
-            seed=seed,
-            drop_last=loader.drop_last,
-        )
-    else:
-        sampler = range(rank_, len(loader.dataset), world)
+
+
+def _with_sampler(loader: DataLoader, sampler: Any) -> DataLoader:
+    """A copy of `loader` that draws its examples from `sampler`."""
     return DataLoader(
         loader.dataset,
         batch_size=loader.batch_size,
@@ -229,3 +245,107 @@ def set_epoch(loader: Any, epoch: int) -> None:
         if target is not None and hasattr(target, "set_epoch"):
             target.set_epoch(epoch)
             return
+
+
+# --- how fit trains: one process, or one of many -------------------------------------------------
+
+
+class SingleProcess:
+    """How `fit` trains in one process: every hook leaves the run as it is.
+
+    The base of the strategies: `DistributedDataParallel` overrides each hook.
+    """
+
+    def __init__(self) -> None:
+        self.rank, self.world_size = 0, 1
+
+    @property
+    def is_main(self) -> bool:
+        """True on the process that logs, plots and writes checkpoints (rank 0)."""
+        return self.rank == 0
+
+    def prepare_loaders(self, train: Any, valid: Any, seed: int) -> tuple[Any, Any]:
+        """This process's share of the training and validation loaders: all of them."""
+        return train, valid
+
+    def set_epoch(self, loader: Any, epoch: int) -> None:
+        """Tell `loader` (or its sampler) which epoch starts, so each epoch shuffles differently."""
+        set_epoch(loader, epoch)
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """The module the training steps call: `model` itself."""
+        return model
+
+    def no_sync(self, wrapped: nn.Module) -> AbstractContextManager[Any]:
+        """A context for a micro-batch whose gradients need no averaging yet: nothing to skip."""
+        return nullcontext()
+
+    def sync_buffers(self, model: nn.Module) -> None:
+        """Give every rank rank 0's buffers before evaluating: one process has them already."""
+
+    def reduce_sum(self, values: dict[str, float]) -> dict[str, float]:
+        """Each number summed over the ranks: the numbers as they are."""
+        return dict(values)
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether `flag` is set on any rank (one rank's callback stopping stops them all)."""
+        return flag
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here: there is no other."""
+
+    def log_start(self, train_loader: Any, device: torch.device) -> None:
+        """Say how the run is split across processes: nothing to say in one."""
+
+
+class DistributedDataParallel(SingleProcess):
+    """How `fit` trains in each process of a group: torch's DistributedDataParallel averages the
+    gradients, each rank trains on its shard of the data (the loader's batch size is per rank),
+    metrics are summed over the ranks, and rank 0 logs and writes checkpoints."""
+
+    def __init__(self) -> None:
+        self.rank, self.world_size = rank(), world_size()
+
+    def prepare_loaders(self, train: Any, valid: Any, seed: int) -> tuple[Any, Any]:
+        """This rank's shard of the training loader and its slice of the validation loader."""
+        train = shard_loader(train, train=True, seed=seed)
+        return train, shard_loader(valid, train=False) if valid is not None else None
+
+    def wrap(self, model: nn.Module, device: torch.device) -> nn.Module:
+        """`model` in torch's DistributedDataParallel (gradients are averaged in backward)."""
+        return wrap_ddp(model, device)
+
+    def no_sync(self, wrapped: nn.Module) -> AbstractContextManager[Any]:
+        """Skip the gradient averaging of `wrapped` (what `wrap` returned) for this micro-batch."""
+        if not isinstance(wrapped, TorchDDP):
+            raise TypeError(f"no_sync needs the module wrap() returned, not a {type(wrapped)}.")
+        return wrapped.no_sync()
+
+    def sync_buffers(self, model: nn.Module) -> None:
+        """Copy rank 0's buffers (BatchNorm statistics) to every rank, so all evaluate one model."""
+        sync_buffers(model)
+
+    def reduce_sum(self, values: dict[str, float]) -> dict[str, float]:
+        """Each number summed over the ranks (one collective call)."""
+        return all_reduce_sum(values)
+
+    def any_rank(self, flag: bool) -> bool:
+        """Whether `flag` is set on any rank (one rank's callback stopping stops them all)."""
+        return all_reduce_sum({"flag": float(flag)})["flag"] > 0
+
+    def barrier(self) -> None:
+        """Wait until every rank gets here."""
+        barrier()
+
+    def log_start(self, train_loader: Any, device: torch.device) -> None:
+        """Print (on rank 0) how many processes train, and on how many examples each."""
+        log(
+            f"DDP: {self.world_size} processes, {getattr(train_loader, 'batch_size', '?')} "
+            f"examples per rank per batch, {device.type} devices"
+        )
+
+
+def current_strategy() -> SingleProcess:
+    """How this process trains: `DistributedDataParallel` in a process group of several
+    processes, else `SingleProcess`."""
+    return DistributedDataParallel() if is_distributed() else SingleProcess()

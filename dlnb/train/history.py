@@ -42,30 +42,24 @@ class History:
 
         return pd.DataFrame(self.records).set_index("epoch") if self.records else pd.DataFrame()
 
+    def _second_metric(self) -> str | None:
+        """The metric plotted beside the loss: "accuracy" or "rmse", if the run recorded one."""
+        keys = self.keys()
+        return next(
+            (m for m in ("accuracy", "rmse") if f"valid_{m}" in keys or f"train_{m}" in keys),
+            None,
+        )
+
     def plot(self, ax=None, title: str | None = None, epochs: int | None = None):
         """Loss curves (and the accuracy or RMSE curve beside them); returns (fig, ax).
 
         The epoch axis has integer ticks and, with `epochs`, spans the whole run from the start
         (a live plot after one epoch is one point on the full axis, not on a 0.96-1.04 one).
         """
-        import matplotlib.pyplot as plt
         from matplotlib.ticker import MaxNLocator
 
-        metric = next(
-            (
-                m
-                for m in ("accuracy", "rmse")
-                if f"valid_{m}" in self.keys() or f"train_{m}" in self.keys()
-            ),
-            None,
-        )
-        if ax is None:
-            fig, grid = plt.subplots(
-                1, 2 if metric else 1, figsize=(10 if metric else 5, 3.5), squeeze=False
-            )
-            axes = grid[0]
-        else:
-            fig, axes = ax.figure, [ax]
+        metric = self._second_metric()
+        fig, axes = _loss_and_metric_axes(ax, metric)
         done = self["epoch"]
         for split in ("train", "valid"):
             if f"{split}_loss" in self.keys():
@@ -84,3 +78,15 @@ class History:
             a.set_xlim(0.75, last + 0.25)
         fig.tight_layout()
         return fig, (axes if len(axes) > 1 else axes[0])
+
+
+def _loss_and_metric_axes(ax, metric: str | None):
+    """`(fig, axes)`: a new figure with a loss panel (and a `metric` panel), or `ax` alone."""
+    if ax is not None:
+        return ax.figure, [ax]
+    import matplotlib.pyplot as plt
+
+    fig, grid = plt.subplots(
+        1, 2 if metric else 1, figsize=(10 if metric else 5, 3.5), squeeze=False
+    )
+    return fig, grid[0]

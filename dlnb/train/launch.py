@@ -27,7 +27,9 @@ import threading
 from collections.abc import Sequence
 from pathlib import Path
 
-import dlnb
+#: The folder holding the `dlnb` package (this file is dlnb/train/launch.py), put first on the
+#: workers' PYTHONPATH so they import this dlnb.
+PACKAGE_ROOT = Path(__file__).resolve().parents[2]
 
 MULTI_NODE_FLAGS = (
     "--nnodes",
@@ -73,8 +75,8 @@ def torchrun_command(
 
 def _child_env(nproc: int, env: dict[str, str] | None) -> dict[str, str]:
     child = dict(os.environ)
-    repo = str(Path(dlnb.__file__).resolve().parents[1])  # so workers import this dlnb
-    child["PYTHONPATH"] = os.pathsep.join(p for p in (repo, child.get("PYTHONPATH")) if p)
+    root = str(PACKAGE_ROOT)
+    child["PYTHONPATH"] = os.pathsep.join(p for p in (root, child.get("PYTHONPATH")) if p)
     child["PYTHONUNBUFFERED"] = "1"  # lines arrive as they are printed
     child.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // nproc)))
     child.update(env or {})
@@ -101,56 +103,90 @@ def launch(
     timeout_s: float | None = None,
     echo: bool = True,
 ) -> str:
-    """Run `script` (a path, or a module with `module=True`) under torchrun with `nproc`
-    processes, print its output line by line as it arrives, and return all of it.
+    """Run `script` under torchrun with `nproc` processes, print its output line by line as it
+    arrives, and return all of it; raise `LaunchError` (with its last lines) when it fails.
 
-    Raises `LaunchError` (with the output's last lines) when the run fails or passes `timeout_s`.
+    Args:
+        script: a path to a .py file, or a module name with `module=True`.
+        args: the script's own command-line arguments.
+        nproc: processes on this machine.
+        module: run `script` as a module (`python -m`).
+        torchrun_args: torchrun's own flags (several nodes: --nnodes, --rdzv-endpoint ...).
+        env: variables added to the workers' environment.
+        timeout_s: stop the run (and raise) after this many seconds; None waits.
+        echo: print each line as it arrives.
     """
+    _check_script(script, module)
+    cmd = torchrun_command(script, args, nproc=nproc, module=module, torchrun_args=torchrun_args)
+    proc = _start(cmd, _child_env(nproc, env))
+    timed_out = threading.Event()
+    timer = threading.Timer(timeout_s, _time_out, (proc, timed_out)) if timeout_s else None
+    try:
+        if timer:
+            timer.start()
+        lines, code = _stream(proc, echo)
+    finally:
+        if timer:
+            timer.cancel()
+    _raise_on_failure(script, lines, code, nproc, timeout_s if timed_out.is_set() else None)
+    return "".join(lines)
+
+
+def _check_script(script: str, module: bool) -> None:
+    """A clear error when `script` is neither a module (`module=True`) nor a file."""
     if not module and not Path(script).is_file():
         raise FileNotFoundError(
             f"No training script at {script!r}; pass a path to a .py file, or a module name "
             "with module=True."
         )
-    cmd = torchrun_command(script, args, nproc=nproc, module=module, torchrun_args=torchrun_args)
-    proc = subprocess.Popen(
+
+
+def _start(cmd: list[str], env: dict[str, str]) -> subprocess.Popen:
+    """Start `cmd` in a session of its own (so `_stop` reaches its workers), output piped."""
+    return subprocess.Popen(
         cmd,
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
-        env=_child_env(nproc, env),
+        env=env,
         start_new_session=hasattr(os, "killpg"),
     )
-    timed_out = threading.Event()
 
-    def on_timeout() -> None:
-        timed_out.set()
-        _stop(proc)
 
-    timer = threading.Timer(timeout_s, on_timeout) if timeout_s else None
+def _time_out(proc: subprocess.Popen, timed_out: threading.Event) -> None:
+    """Mark the run as timed out and stop it (called by the timer when `timeout_s` passes)."""
+    timed_out.set()
+    _stop(proc)
+
+
+def _stream(proc: subprocess.Popen, echo: bool) -> tuple[list[str], int]:
+    """Read the run's output line by line (printing it with `echo`) until it exits; the lines and
+    the exit status. KeyboardInterrupt in the notebook stops the workers too."""
     lines: list[str] = []
     try:
-        if timer:
-            timer.start()
         assert proc.stdout is not None
         for line in proc.stdout:
             lines.append(line)
             if echo:
                 print(line, end="", flush=True)
-        code = proc.wait()
-    except BaseException:  # KeyboardInterrupt in the notebook stops the workers too
+        return lines, proc.wait()
+    except BaseException:
         _stop(proc)
         proc.wait()
         raise
-    finally:
-        if timer:
-            timer.cancel()
+
+
+def _raise_on_failure(
+    script: str, lines: list[str], code: int, nproc: int, timed_out_after: float | None
+) -> None:
+    """Raise `LaunchError` with the workers' last lines when the run timed out or failed."""
     output = "".join(lines)
     # Show what the workers printed last, not torchrun's own traceback that follows it.
     end = next((i for i, ln in enumerate(lines) if TORCHRUN_LOG.match(ln)), len(lines))
     tail = "".join(lines[max(0, end - 20) : end])
-    if timed_out.is_set():
+    if timed_out_after is not None:
         raise LaunchError(
-            f"{script} did not finish within {timeout_s} s and was stopped; "
+            f"{script} did not finish within {timed_out_after} s and was stopped; "
             f"raise timeout_s or shorten the run. Last output:\n{tail}",
             output,
         )
@@ -160,4 +196,3 @@ def launch(
             f"({nproc} processes). Last output:\n{tail}",
             output,
         )
-    return output

@@ -5,27 +5,26 @@ Tensors (`model(**x)`, e.g. a Hugging Face model, whose `.logits` are used). dln
 loss from the logits, so the same loop serves CNNs, tabular models and transformers.
 
 The same `fit` runs unchanged under `torchrun`: when a process group is up (see
-`dlnb.train.distributed.init_distributed`) the model is wrapped in DistributedDataParallel, each rank
-trains on its shard of the data (the loader's batch size is per rank), metrics are summed over
-ranks, and only rank 0 prints progress and writes checkpoints.
+`dlnb.train.distributed.init_distributed`) its strategy (`dlnb.train.distributed.current_strategy`)
+wraps the model in DistributedDataParallel, each rank trains on its shard of the data (the loader's
+batch size is per rank), metrics are summed over ranks, and only rank 0 prints progress and writes
+checkpoints. In one process every hook of the strategy does nothing.
 """
 
 from __future__ import annotations
 
-import contextlib
 import math
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, cast
+from typing import cast
 
 import torch
 from torch import nn
 
 from dlnb.models import eval_mode
 from dlnb.runtime import model_device, pick_device, seed_everything
-from dlnb.train import distributed as dist
-from dlnb.train.callbacks import Callback, EarlyStopping, LivePlot, ProgressBar
+from dlnb.train.callbacks import Callback, LivePlot, ProgressBar
 from dlnb.train.checkpoint import (
     check_resumable,
     checkpoint_payload,
@@ -43,75 +42,28 @@ from dlnb.train.config import (
     make_optimizer,
     make_scheduler,
 )
+from dlnb.train.distributed import SingleProcess, current_strategy, rank_device
+from dlnb.train.epoch import Run, train_epoch
 from dlnb.train.history import History
+from dlnb.train.losses import class_weights, loader_labels
 from dlnb.train.precision import autocast, autocast_dtype
-from dlnb.train.report import class_weights, loader_labels
 from dlnb.train.step import (
-    ExplosionGuard,
-    LossExplodedError,
     call_model,
     compute_loss,
     count_correct,
-    optimizer_step,
     split_batch,
     to_device,
 )
 
-__all__ = [
-    "Callback",
-    "EarlyStopping",
-    "History",
-    "LivePlot",
-    "ProgressBar",
-    "compute_loss",
-    "evaluate",
-    "fit",
-    "load_checkpoint",
-    "predict",
-    "resolve_device",
-    "save_checkpoint",
-]
+__all__ = ["evaluate", "fit", "predict", "resolve_device"]
 
 
 def resolve_device(config: TrainConfig) -> torch.device:
     """The device a run of `config` uses in this process (this rank's GPU under torchrun)."""
-    return dist.rank_device(pick_device(config.device))
+    return rank_device(pick_device(config.device))
 
 
 # --- the loop ------------------------------------------------------------------------------------
-
-
-def _reseed_epoch(loader, config: TrainConfig, epoch: int) -> None:
-    """Seed everything from (seed, epoch, rank) so an epoch replays identically after a resume."""
-    seed_everything(config.seed * 1000 + epoch + 7919 * dist.rank(), config.deterministic)
-    generator = getattr(loader, "generator", None)
-    if isinstance(generator, torch.Generator):
-        generator.manual_seed(config.seed * 1000 + epoch)
-    dist.set_epoch(loader, epoch)
-
-
-def _rank_loaders(loaders, config: TrainConfig) -> tuple:
-    """This rank's train and valid loaders (the whole loaders in a single process)."""
-    train, valid = getattr(loaders, "train", None), getattr(loaders, "valid", None)
-    if train is None:
-        raise TypeError(
-            "fit needs loaders with a .train DataLoader (see dlnb.data.loaders.make_loaders)."
-        )
-    if dist.is_distributed():
-        train = dist.shard_loader(train, train=True, seed=config.seed)
-        valid = dist.shard_loader(valid, train=False) if valid is not None else None
-    return train, valid
-
-
-def _default_callbacks(callbacks: Iterable[Callback], config: TrainConfig) -> list[Callback]:
-    """The user's callbacks, plus a progress bar and live plot on rank 0 when asked for."""
-    callbacks = list(callbacks)
-    if dist.is_main_process():
-        if config.progress and not any(isinstance(c, ProgressBar) for c in callbacks):
-            callbacks.append(ProgressBar())
-        if config.live_plot and not any(isinstance(c, LivePlot) for c in callbacks):
-            callbacks.append(LivePlot())
-    return callbacks
 
 
 def fit(
@@ -124,19 +76,92 @@ def fit(
 ) -> History:
     """Train `model` on `loaders.train`, validating on `loaders.valid` after each epoch.
 
-    `device` is the run's resolved device; by default `resolve_device(config)`.
+    `device` is the run's resolved device; by default `resolve_device(config)`. With
+    `config.checkpoint_dir`, each epoch ends with a checkpoint and a rerun resumes from it.
     """
-    config = config or TrainConfig()
-    device = device or resolve_device(config)
-    train_loader, valid_loader = _rank_loaders(loaders, config)
-    callbacks = _default_callbacks(callbacks, config)
+    run = _set_up(model, loaders, config or TrainConfig(), callbacks, device)
+    state = run.state
+    for cb in run.callbacks:
+        cb.on_fit_start(state)
+    while state.epoch < state.config.epochs and not state.stop:
+        _run_epoch(run)
+    for cb in run.callbacks:
+        cb.on_fit_end(state)
+    state.history.stop_reason = state.stop_reason
+    return state.history
 
+
+def _set_up(
+    model: nn.Module,
+    loaders,
+    config: TrainConfig,
+    callbacks: Iterable[Callback],
+    device: torch.device | None,
+) -> Run:
+    """Everything a run needs before its first epoch, resumed from its checkpoint if it has one."""
+    device = device or resolve_device(config)
+    strategy = current_strategy()
+    train_loader, valid_loader = _rank_loaders(loaders, config, strategy)
+    callbacks = _default_callbacks(callbacks, config, strategy)
+    amp_dtype = autocast_dtype(config.amp, device)
+    state = _make_state(model, config, device, train_loader, amp_dtype)
+    checkpoint, fingerprint = _resume(state, loaders, callbacks, strategy)
+    wrapped = strategy.wrap(model, device)
+    # torch.compile of a Module is an OptimizedModule, a Module (its stubs say only "callable").
+    forward = cast(nn.Module, torch.compile(wrapped)) if config.compile else wrapped
+    strategy.log_start(train_loader, device)
+    return Run(
+        state=state,
+        strategy=strategy,
+        callbacks=callbacks,
+        valid_loader=valid_loader,
+        wrapped=wrapped,
+        forward=forward,
+        # Under DDP, evaluate the plain module: DDP's forward would sync buffers across ranks,
+        # which hangs when the ranks' validation shards have different numbers of batches.
+        evaluator=model if wrapped is not model else forward,
+        amp_dtype=amp_dtype,
+        checkpoint=checkpoint,
+        fingerprint=fingerprint,
+    )
+
+
+def _rank_loaders(loaders, config: TrainConfig, strategy: SingleProcess) -> tuple:
+    """This rank's train and valid loaders (the whole loaders in a single process)."""
+    train, valid = getattr(loaders, "train", None), getattr(loaders, "valid", None)
+    if train is None:
+        raise TypeError(
+            "fit needs loaders with a .train DataLoader (see dlnb.data.loaders.make_loaders)."
+        )
+    return strategy.prepare_loaders(train, valid, config.seed)
+
+
+def _default_callbacks(
+    callbacks: Iterable[Callback], config: TrainConfig, strategy: SingleProcess
+) -> list[Callback]:
+    """The user's callbacks, plus a progress bar and live plot on rank 0 when asked for."""
+    callbacks = list(callbacks)
+    if strategy.is_main:
+        if config.progress and not any(isinstance(c, ProgressBar) for c in callbacks):
+            callbacks.append(ProgressBar())
+        if config.live_plot and not any(isinstance(c, LivePlot) for c in callbacks):
+            callbacks.append(LivePlot())
+    return callbacks
+
+
+def _make_state(
+    model: nn.Module,
+    config: TrainConfig,
+    device: torch.device,
+    train_loader,
+    amp_dtype: torch.dtype | None,
+) -> TrainState:
+    """Seed, move the model to `device`, and build its optimizer, schedule, scaler, loss weights."""
     seed_everything(config.seed, config.deterministic)
     model.to(device)
     if config.channels_last:
         model.to(memory_format=torch.channels_last)
     optimizer = make_optimizer(model, config)
-    amp_dtype = autocast_dtype(config.amp, device)
     state = TrainState(
         model=model,
         optimizer=optimizer,
@@ -151,163 +176,87 @@ def fit(
     if config.class_weight is not None:
         labels = loader_labels(train_loader)
         state.loss_weight = class_weights(config.class_weight, labels).to(device)
-    ckpt_path = Path(config.checkpoint_dir) / "last.pt" if config.checkpoint_dir else None
-    fingerprint = data_fingerprint(loaders) if ckpt_path is not None else None
-    if ckpt_path is not None and dist.is_main_process():
-        remove_orphans(ckpt_path.parent)  # left by a run killed while writing a checkpoint
-    if ckpt_path is not None and config.resume and ckpt_path.exists():
-        ckpt = load_checkpoint(ckpt_path)  # every rank reads rank 0's file
-        check_resumable(ckpt, config, fingerprint or {}, ckpt_path)
+    return state
+
+
+def _resume(
+    state: TrainState, loaders, callbacks: list[Callback], strategy: SingleProcess
+) -> tuple[Path | None, dict | None]:
+    """The run's checkpoint path and data fingerprint (None without a checkpoint_dir), after
+    restoring `state` from the checkpoint a previous run of it left."""
+    config = state.config
+    if not config.checkpoint_dir:
+        return None, None
+    path = Path(config.checkpoint_dir) / "last.pt"
+    fingerprint = data_fingerprint(loaders)
+    if strategy.is_main:
+        remove_orphans(path.parent)  # left by a run killed while writing a checkpoint
+    if config.resume and path.exists():
+        ckpt = load_checkpoint(path)  # every rank reads rank 0's file
+        check_resumable(ckpt, config, fingerprint, path)
         restore(state, ckpt, callbacks)
-    ddp_model = dist.wrap_ddp(model, device) if dist.is_distributed() else None
-    train_model = ddp_model or model
-    # torch.compile of a Module is an OptimizedModule, a Module (its stubs say only "callable").
-    forward_model = cast(nn.Module, torch.compile(train_model)) if config.compile else train_model
-    # Under DDP, evaluate the plain module: DDP's forward would sync buffers across ranks,
-    # which hangs when the ranks' validation shards have different numbers of batches.
-    eval_model = model if ddp_model is not None else forward_model
-    if dist.is_distributed():
-        dist.log(
-            f"DDP: {dist.world_size()} processes, {getattr(train_loader, 'batch_size', '?')} "
-            f"examples per rank per batch, {device.type} devices"
+    return path, fingerprint
+
+
+def _run_epoch(run: Run) -> None:
+    """One epoch: train, validate, record, let the callbacks react, write the checkpoint."""
+    state = run.state
+    state.epoch += 1
+    _reseed_epoch(run)
+    for cb in run.callbacks:
+        cb.on_epoch_start(state)
+    start = time.perf_counter()
+    record = {"epoch": state.epoch, **train_epoch(run)}
+    if run.valid_loader is not None:
+        record.update(_validate(run, record["train_loss"]))
+    record["lr"] = state.optimizer.param_groups[0]["lr"]
+    record["seconds"] = time.perf_counter() - start
+    state.history.records.append(record)
+    state.epoch_metrics = record
+    for cb in run.callbacks:
+        cb.on_epoch_end(state)
+    state.stop = run.strategy.any_rank(state.stop)  # one rank stopping stops them all
+    _save_checkpoint(run)
+
+
+def _reseed_epoch(run: Run) -> None:
+    """Seed everything from (seed, epoch, rank) so an epoch replays identically after a resume."""
+    config, epoch, loader = run.state.config, run.state.epoch, run.state.train_loader
+    seed_everything(config.seed * 1000 + epoch + 7919 * run.strategy.rank, config.deterministic)
+    generator = getattr(loader, "generator", None)
+    if isinstance(generator, torch.Generator):
+        generator.manual_seed(config.seed * 1000 + epoch)
+    run.strategy.set_epoch(loader, epoch)
+
+
+def _validate(run: Run, train_loss: float) -> dict[str, float]:
+    """The epoch's validation metrics (summed over ranks), as `valid_*` keys."""
+    state, config = run.state, run.state.config
+    run.strategy.sync_buffers(state.model)
+    sums = _evaluation_sums(run.evaluator, run.valid_loader, state.device, config, run.amp_dtype)
+    valid = _evaluation_metrics(run.strategy.reduce_sum(sums), config.loss)
+    if not math.isfinite(valid["loss"]):
+        raise NonFiniteLossError(
+            f"The validation loss became {valid['loss']} at epoch {state.epoch} while "
+            f"the training loss was {train_loss:.4g}: the model gives NaN/Inf on "
+            "some validation examples. Check the validation inputs for NaN/Inf "
+            "(torch.isfinite(x).all()) and that they are preprocessed like the training ones."
         )
-
-    guard = ExplosionGuard()
-    for cb in callbacks:
-        cb.on_fit_start(state)
-    while state.epoch < config.epochs and not state.stop:
-        state.epoch += 1
-        _reseed_epoch(train_loader, config, state.epoch)
-        for cb in callbacks:
-            cb.on_epoch_start(state)
-        start = time.perf_counter()
-        no_sync = ddp_model.no_sync if ddp_model is not None else contextlib.nullcontext
-        record = {
-            "epoch": state.epoch,
-            **_train_epoch(forward_model, state, amp_dtype, callbacks, no_sync, guard),
-        }
-        if valid_loader is not None:
-            dist.sync_buffers(model)
-            sums = _evaluation_sums(eval_model, valid_loader, device, config, amp_dtype)
-            valid = _evaluation_metrics(dist.all_reduce_sum(sums), config.loss)
-            if not math.isfinite(valid["loss"]):
-                raise NonFiniteLossError(
-                    f"The validation loss became {valid['loss']} at epoch {state.epoch} while "
-                    f"the training loss was {record['train_loss']:.4g}: the model gives NaN/Inf on "
-                    "some validation examples. Check the validation inputs for NaN/Inf "
-                    "(torch.isfinite(x).all()) and that they are preprocessed like the training ones."
-                )
-            record.update({f"valid_{k}": v for k, v in valid.items()})
-        record["lr"] = optimizer.param_groups[0]["lr"]
-        record["seconds"] = time.perf_counter() - start
-        state.history.records.append(record)
-        state.epoch_metrics = record
-        for cb in callbacks:
-            cb.on_epoch_end(state)
-        if dist.is_distributed():  # one rank's callback stopping the run stops them all
-            state.stop = dist.all_reduce_sum({"stop": float(state.stop)})["stop"] > 0
-        if ckpt_path is not None:
-            if dist.is_main_process():
-                final = state.stop or state.epoch >= config.epochs  # no optimizer once it ended
-                keep = config.keep_optimizer or not final
-                save_checkpoint(ckpt_path, checkpoint_payload(state, callbacks, fingerprint, keep))
-            dist.barrier()
-    for cb in callbacks:
-        cb.on_fit_end(state)
-    state.history.stop_reason = state.stop_reason
-    return state.history
+    return {f"valid_{k}": v for k, v in valid.items()}
 
 
-def _train_epoch(
-    model: nn.Module,
-    state: TrainState,
-    amp_dtype: torch.dtype | None,
-    callbacks: Sequence[Callback],
-    no_sync: Callable[[], contextlib.AbstractContextManager[Any]],
-    guard: ExplosionGuard,
-) -> dict:
-    """One epoch of training steps; the epoch's mean loss (and accuracy when classifying)."""
-    config, device, optimizer = state.config, state.device, state.optimizer
-    model.train()
-    sync_every = 1 if device.type == "cpu" else 32
-    pending: list[tuple[torch.Tensor, int]] = []
-    loss_sum, seen, correct = 0.0, 0, torch.zeros((), device=device, dtype=torch.long)
-    classify = config.loss in ("cross_entropy", "bce")
-    k, n_batches = config.grad_accum, state.batches_per_epoch
-    optimizer.zero_grad(set_to_none=True)
-
-    def flush() -> None:  # one device sync for the pending losses, then plain Python
-        nonlocal loss_sum, seen, pending
-        if not pending:
-            return
-        losses = (
-            torch.stack([p[0] for p in pending]).tolist()
-            if len(pending) > 1
-            else [pending[0][0].item()]
-        )
-        for j, (value, (_, size)) in enumerate(zip(losses, pending, strict=True)):
-            if not math.isfinite(value):
-                raise NonFiniteLossError(
-                    f"The training loss became {value} at epoch {state.epoch}, batch "
-                    f"{state.batch - len(pending) + j + 1} (optimizer step {state.step}). Lower "
-                    "the learning rate, add grad_clip, check the inputs for NaN/Inf, or use "
-                    "amp='bf16' instead of fp16."
-                )
-            if guard.update(value, n_batches):
-                raise LossExplodedError(
-                    f"The training loss exploded (up to {max(guard.recent):.3g}) by epoch "
-                    f"{state.epoch}, batch {state.batch - len(pending) + j + 1}: "
-                    f"{guard.exploded} of the last "
-                    f"{len(guard.recent)} batches were over {guard.factor:g} x its starting value "
-                    f"{guard.start:.3g}. The learning rate "
-                    f"lr={config.lr:g} is too high: lower it (dlnb.train.lr_finder finds one) or "
-                    "add grad_clip."
-                )
-            loss_sum += value * size
-            seen += size
-        state.last_loss = losses[-1]
-        pending = []
-
-    for i, batch in enumerate(state.train_loader):
-        if i >= n_batches:
-            break
-        state.batch = i + 1
-        x, y = split_batch(batch)
-        x, y = to_device(x, device, config.channels_last), to_device(y, device)
-        group_end = min((i // k + 1) * k, n_batches)  # the batch after which the optimizer steps
-        group_size = group_end - (i // k) * k  # the last group of an epoch may be shorter
-        # Under DDP, gradients are averaged across ranks only on the last micro-batch of a group.
-        with no_sync() if i + 1 < group_end else contextlib.nullcontext():
-            with autocast(device, amp_dtype):
-                logits = call_model(model, x)
-                loss = compute_loss(
-                    logits, y, config.loss, config.label_smoothing, state.loss_weight
-                )
-            scaled = loss / group_size if group_size > 1 else loss
-            (state.scaler.scale(scaled) if state.scaler else scaled).backward()
-        if i + 1 == group_end:
-            _optimizer_step(state)
-        pending.append((loss.detach(), len(y)))
-        if classify:
-            correct += count_correct(logits.detach(), y, config.loss)
-        if len(pending) >= sync_every:
-            flush()
-        for cb in callbacks:
-            cb.on_batch_end(state)
-    flush()
-    totals = dist.all_reduce_sum({"loss": loss_sum, "seen": seen, "correct": int(correct)})
-    seen_all = max(totals["seen"], 1)
-    metrics = {"train_loss": totals["loss"] / seen_all}
-    if classify:
-        metrics["train_accuracy"] = totals["correct"] / seen_all
-    return metrics
-
-
-def _optimizer_step(state: TrainState) -> None:
-    optimizer_step(state.model, state.optimizer, state.scaler, state.config.grad_clip)
-    if state.scheduler is not None:
-        state.scheduler.step()
-    state.step += 1
+def _save_checkpoint(run: Run) -> None:
+    """Rank 0 writes the epoch's checkpoint (without the optimizer once the run has ended, unless
+    `keep_optimizer`); every rank waits for it."""
+    if run.checkpoint is None:
+        return
+    state = run.state
+    if run.strategy.is_main:
+        final = state.stop or state.epoch >= state.config.epochs
+        keep = state.config.keep_optimizer or not final
+        payload = checkpoint_payload(state, run.callbacks, run.fingerprint, keep)
+        save_checkpoint(run.checkpoint, payload)
+    run.strategy.barrier()
 
 
 @torch.no_grad()

@@ -78,11 +78,19 @@ def lr_find(
     """Sweep the learning rate from `start_lr` to `end_lr` over `num_steps` mini-batches of `loader`.
 
     One optimizer step per batch (the loader is cycled if it is shorter), its loss smoothed by an
-    exponential moving average (`beta`, bias-corrected). The sweep stops early once the smoothed
-    loss exceeds `diverge` times its minimum or is no longer finite. The optimizer is `optimizer`,
-    else `make_optimizer(model, config)`; the loss and device come from `config` (the model is
-    moved there); float32 throughout. Afterwards the model's weights, buffers and train/eval mode
-    and the optimizer's state and learning rates are restored.
+    exponential moving average (bias-corrected); float32 throughout. Afterwards the model's
+    weights, buffers and train/eval mode and the optimizer's state and learning rates are restored.
+
+    Args:
+        model: the network to sweep (moved to the config's device).
+        loader: training batches, cycled when shorter than `num_steps`.
+        config: the loss and the device (default `TrainConfig()`).
+        optimizer: the optimizer to sweep, else `make_optimizer(model, config)`.
+        start_lr: the first learning rate.
+        end_lr: the last learning rate (reached geometrically).
+        num_steps: mini-batches in the sweep, one learning rate each.
+        beta: the smoothing of the loss's moving average.
+        diverge: stop once the smoothed loss exceeds this many times its minimum.
     """
     if not 0 < start_lr < end_lr:
         raise ValueError(f"Need 0 < start_lr < end_lr, got {start_lr} and {end_lr}.")

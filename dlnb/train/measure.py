@@ -1,11 +1,12 @@
-"""Measure what a training technique buys: throughput, peak memory and accuracy of `fit` runs,
-one run at a time (`measure_fit`) or in interleaved rounds against a baseline
-(`compare_techniques`, `summarise_speedups`, `describe_speedups`).
+"""Measure what a training technique buys: throughput, peak memory and accuracy of `fit` runs
+in interleaved rounds against a baseline (`compare_techniques`, `summarise_speedups`,
+`describe_speedups`).
 
 One short timing is noise: a shared machine speeds up and slows down by tens of percent from one
 second to the next. `compare_techniques` runs every technique once per round, in an order rotated
 each round (so drift and warm-up hit every technique alike), and compares each run with the
-baseline of the same round; the spread of those ratios over the rounds says what is real.
+baseline of the same round; the 95 % interval of those paired ratios over the rounds says what
+is real (`summarise_speedups`), and the sentences come from its verdict (`describe_speedups`).
 """
 
 from __future__ import annotations
@@ -15,9 +16,11 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import torch
 from torch import nn
 
+from dlnb import claims
 from dlnb.runtime import Timer
 from dlnb.train.config import TrainConfig
 from dlnb.train.loop import evaluate, fit, resolve_device
@@ -29,7 +32,7 @@ if TYPE_CHECKING:
 Measure = Callable[[nn.Module, Any, TrainConfig], Mapping[str, Any]]
 
 
-def measure_fit(model: nn.Module, loaders, config: TrainConfig) -> dict:
+def _measure_fit(model: nn.Module, loaders, config: TrainConfig) -> dict:
     """Train `model` with `fit` and report images/s (training and validation included), peak
     GPU memory (NaN off CUDA: a CPU process's resident memory is not what a technique needs), the
     last validation accuracy and, with `loaders.test`, the test accuracy."""
@@ -51,7 +54,7 @@ def measure_fit(model: nn.Module, loaders, config: TrainConfig) -> dict:
     return result
 
 
-def rotated_orders(names: Sequence[str], rounds: int) -> list[list[str]]:
+def _rotated_orders(names: Sequence[str], rounds: int) -> list[list[str]]:
     """The run order of each round: round r starts r places further along `names`, so with as
     many rounds as names every technique runs once in every position."""
     names = list(names)
@@ -66,17 +69,28 @@ def compare_techniques(
     seed: int = 0,
     baseline: str | None = None,
     warmup_steps: int | None = 2,
-    measure: Measure = measure_fit,
+    measure: Measure = _measure_fit,
     log: Callable[[str], None] | None = print,
 ) -> pd.DataFrame:
-    """Train a fresh `make_model()` with every technique (name -> (loaders, config)) once per
-    round, in `rotated_orders`; round r seeds the model and the config with `seed + r`.
+    """Train a fresh `make_model()` with every technique once per round, in an order rotated
+    each round (round r starts r places further along); round r seeds the model and the config
+    with `seed + r`.
 
-    Before the first round each technique runs `warmup_steps` steps untimed (0: none; None: a
-    whole epoch, so `torch.compile` also meets the epoch's last, smaller batch), so no round pays
-    one-time costs. One tidy row per run: round, position, technique, seed, what
-    `measure` returns, and `speedup`: images/s over the `baseline`'s (default the first technique)
-    in the same round.
+    One tidy row per run: round, position, technique, seed, what `measure` returns, and
+    `speedup`: images/s over the `baseline`'s in the same round.
+
+    Args:
+        make_model: builds the untrained network, called once per run.
+        techniques: name -> (loaders, config) of each technique.
+        rounds: how many times every technique runs.
+        seed: round r seeds the model and the config with `seed + r`.
+        baseline: the technique the speedups are over (default the first one).
+        warmup_steps: untimed steps of each technique before the first round, so no round pays
+            one-time costs (0: none; None: a whole epoch, so `torch.compile` also meets the
+            epoch's last, smaller batch).
+        measure: trains one run and returns its numbers, `images_per_s` among them (default:
+            `fit` timed, with its peak GPU memory and validation and test accuracy).
+        log: called with one line per run (None: quiet).
     """
     import pandas as pd
 
@@ -90,7 +104,7 @@ def compare_techniques(
             warm = replace(config, seed=seed, epochs=1, max_steps_per_epoch=warmup_steps)
             measure(make_model(), loaders, warm)
     rows = []
-    for r, order in enumerate(rotated_orders(list(techniques), rounds)):
+    for r, order in enumerate(_rotated_orders(list(techniques), rounds)):
         for position, name in enumerate(order):
             loaders, config = techniques[name]
             torch.manual_seed(seed + r)
@@ -105,98 +119,208 @@ def compare_techniques(
     return frame
 
 
-def speed_verdict(low: float, high: float) -> str:
-    """ "faster in every round", "slower in every round", or "within noise" when the spread of
-    the speedups [low, high] covers 1.0."""
+def _speed_verdict(low: float, high: float) -> str:
+    """From the 95 % interval [low, high] of a speedup: "faster" (it lies above 1), "slower"
+    (below 1), "within noise" (it covers 1), or "unresolved" (no interval: one round)."""
+    if not (math.isfinite(low) and math.isfinite(high)):
+        return "unresolved"
     if low > 1.0:
-        return "faster in every round"
+        return "faster"
     if high < 1.0:
-        return "slower in every round"
+        return "slower"
     return "within noise"
 
 
+def accuracy_verdict(change: claims.Effect, band: float) -> str:
+    """A one-sided (non-inferiority) reading of an accuracy change: "keeps" when the whole 95 %
+    interval lies above -band (it costs at most `band`); "costs" when it reaches below -band and
+    lies wholly below 0; "unresolved" when it reaches below -band without excluding 0."""
+    if not (math.isfinite(change.low) and math.isfinite(change.high)):
+        return "unresolved"
+    if change.low >= -band:
+        return "keeps"
+    return "costs" if change.high < 0 else "unresolved"
+
+
+def _speed_interval(ratios: pd.Series) -> tuple[float, float, float]:
+    """Geometric mean of per-round ratios and its t-based 95 % interval (over the rounds' logs)."""
+    mean, low, high = claims.t_interval(np.log(ratios.to_numpy(dtype=float)))
+    return math.exp(mean), math.exp(low), math.exp(high)
+
+
 def summarise_speedups(
-    frame: pd.DataFrame, baseline: str | None = None, accuracy: str = "test_accuracy"
+    frame: pd.DataFrame,
+    baseline: str | None = None,
+    accuracy: str = "test_accuracy",
+    band: float = 0.02,
 ) -> pd.DataFrame:
-    """Per technique of a `compare_techniques` frame: rounds, the median speedup and its spread
-    (`speedup_low`, `speedup_high`: min and max over rounds), the verdict, the mean `accuracy`
-    with its min and max over rounds, and its mean change against the baseline of the same round
-    (`accuracy_change`, with the worst and best rounds)."""
+    """Per technique of a `compare_techniques` frame, each effect paired with the baseline's run
+    of the same round:
+
+    - `speedup`: the geometric mean over rounds of images/s over the same round's baseline, with
+      its t-based 95 % interval (`speedup_low`, `speedup_high`) and `verdict` (faster,
+      slower, within noise, or unresolved with one round);
+    - `accuracy` (mean, with `accuracy_low` / `accuracy_high` its min and max over rounds) and
+      `accuracy_change` against the same round's baseline (`claims.paired_effect`), with its 95 %
+      interval and `accuracy_verdict` (`accuracy_verdict`: does it cost more than `band`?).
+    """
+    import pandas as pd
+
     baseline = baseline or frame["technique"].iloc[0]
     reference = frame[frame["technique"] == baseline].set_index("round")[accuracy]
-    frame = frame.assign(accuracy_change=frame[accuracy] - frame["round"].map(reference))
-    summary = frame.groupby("technique", sort=False).agg(
-        rounds=("round", "nunique"),
-        speedup=("speedup", "median"),
-        speedup_low=("speedup", "min"),
-        speedup_high=("speedup", "max"),
-        accuracy=(accuracy, "mean"),
-        accuracy_low=(accuracy, "min"),
-        accuracy_high=(accuracy, "max"),
-        accuracy_change=("accuracy_change", "mean"),
-        accuracy_change_low=("accuracy_change", "min"),
-        accuracy_change_high=("accuracy_change", "max"),
+    rows = {
+        name: _summary_row(runs.sort_values("round"), reference, accuracy, band, name == baseline)
+        for name, runs in frame.groupby("technique", sort=False)
+    }
+    summary = pd.DataFrame(rows).T.rename_axis("technique")
+    return summary.infer_objects()
+
+
+def _summary_row(
+    runs: pd.DataFrame, reference: pd.Series, accuracy: str, band: float, is_baseline: bool
+) -> dict:
+    """One technique's row of `summarise_speedups` (its runs sorted by round)."""
+    speed, low, high = _speed_interval(runs["speedup"])
+    change = claims.paired_effect(
+        runs[accuracy].to_numpy(float), runs["round"].map(reference).to_numpy(float)
     )
-    summary["verdict"] = [
-        "baseline" if name == baseline else speed_verdict(low, high)
-        for name, low, high in zip(
-            summary.index, summary["speedup_low"], summary["speedup_high"], strict=True
-        )
-    ]
-    return summary
+    return {
+        "rounds": runs["round"].nunique(),
+        "speedup": speed,
+        "speedup_low": low,
+        "speedup_high": high,
+        "verdict": "baseline" if is_baseline else _speed_verdict(low, high),
+        "accuracy": runs[accuracy].mean(),
+        "accuracy_low": runs[accuracy].min(),
+        "accuracy_high": runs[accuracy].max(),
+        "accuracy_change": change.diff,
+        "accuracy_change_low": change.low,
+        "accuracy_change_high": change.high,
+        "accuracy_verdict": "baseline" if is_baseline else accuracy_verdict(change, band),
+    }
 
 
-def describe_speedups(summary: pd.DataFrame, labels: Mapping[str, str] | None = None) -> str:
-    """Markdown from a `summarise_speedups` table, every number taken from it: one bullet per
-    technique (median speedup, spread, verdict, accuracy change), then which techniques were
-    faster, slower or within noise, and whether any accuracy change exceeds the baseline's own
-    spread over the rounds' seeds."""
-    labels = labels or {}
+def _interval_x(row: pd.Series) -> str:
+    return (
+        f"{row['speedup']:.2f}x (95 % CI {row['speedup_low']:.2f}x to {row['speedup_high']:.2f}x)"
+    )
+
+
+SPEED_WORDS = {
+    "faster": "**faster**",
+    "slower": "**slower**",
+    "within noise": "**within noise** (this run cannot tell it from the baseline)",
+    "unresolved": "**unresolved** (one round gives no interval)",
+}
+
+
+def describe_speedups(
+    summary: pd.DataFrame,
+    labels: Mapping[str, str] | None = None,
+    *,
+    where: str = "this machine",
+    band: float = 0.02,
+    skipped: Mapping[str, str] | None = None,
+) -> str:
+    """Markdown from a `summarise_speedups` table, every number and word taken from it: one
+    bullet per technique (its speed verdict on `where`, the ratio with its interval, the accuracy
+    change with its interval), the techniques grouped by verdict, which techniques keep the
+    baseline's accuracy to within `band`, and the techniques that were `skipped` (name -> why)."""
+    names = labels or {}
 
     def label(name: object) -> str:
-        return labels.get(str(name), str(name))
+        return names.get(str(name), str(name))
 
-    lines = []
-    for name, row in summary.iterrows():
-        if row["verdict"] == "baseline":
-            lines.append(
-                f"- **{label(name)}** is the baseline: accuracy {row['accuracy']:.3f} on average, "
-                f"{row['accuracy_low']:.3f} to {row['accuracy_high']:.3f} over {row['rounds']} "
-                "rounds (a seed each)."
-            )
-            continue
-        lines.append(
-            f"- **{label(name)}**: {row['speedup']:.2f}x the baseline's images/s (median of "
-            f"{row['rounds']} rounds, {row['speedup_low']:.2f}x to {row['speedup_high']:.2f}x): "
-            f"**{row['verdict']}**; accuracy {row['accuracy']:.3f}, "
-            f"{row['accuracy_change']:+.3f} against the baseline of the same round on average "
-            f"({row['accuracy_change_low']:+.3f} to {row['accuracy_change_high']:+.3f})."
-        )
+    lines = [_bullet(label(name), row, where) for name, row in summary.iterrows()]
     others = summary[summary["verdict"] != "baseline"]
-    groups = []
-    for verdict in ("faster in every round", "slower in every round", "within noise"):
-        names = [label(n) for n in others.index[others["verdict"] == verdict]]
-        groups.append(f"{verdict}: {', '.join(names) if names else 'none'}")
-    lines.append(f"\n**Speed** of the {len(others)} techniques, {'; '.join(groups)}.")
-    base = summary[summary["verdict"] == "baseline"].iloc[0]
-    noise = base["accuracy_high"] - base["accuracy_low"]
-    worst = others["accuracy_change"].idxmin()
-    drop = -others.loc[worst, "accuracy_change"]
-    text = f"\n**Accuracy**: the baseline's own accuracy spans {noise:.3f} over the rounds' seeds. "
-    if drop <= 0:
-        text += "No technique lowered the mean accuracy."
-    elif drop <= noise:
-        text += (
-            f"The largest mean drop, {drop:.3f} ({label(worst)}), is within that seed noise: "
-            "no technique costs accuracy."
-        )
-    else:
-        text += (
-            f"{label(worst)} loses {drop:.3f} on average, more than that seed noise: it costs "
-            "accuracy."
-        )
-    lines.append(text)
+    groups = [
+        f"{verdict}: {', '.join(label(n) for n in others.index[others['verdict'] == verdict])}"
+        for verdict in ("faster", "slower", "within noise", "unresolved")
+        if (others["verdict"] == verdict).any()
+    ]
+    lines.append(f"\n**Speed on {where}**: {'; '.join(groups)}.")
+    lines.append(_describe_accuracy(others, label, band))
+    reasons: dict[str, list[str]] = {}
+    for name, why in (skipped or {}).items():
+        reasons.setdefault(why, []).append(f"**{label(name)}**")
+    for why, skipped_names in reasons.items():
+        verb = "was" if len(skipped_names) == 1 else "were"
+        lines.append(f"\n{' and '.join(skipped_names)} {verb} not run: {why}.")
     return "\n".join(lines)
+
+
+def _bullet(name: str, row: pd.Series, where: str) -> str:
+    """One technique's bullet: the baseline's accuracy, or a speed verdict with both intervals."""
+    if row["verdict"] == "baseline":
+        return (
+            f"- **{name}** is the baseline: accuracy {row['accuracy']:.3f} on average, "
+            f"{row['accuracy_low']:.3f} to {row['accuracy_high']:.3f} over {row['rounds']} "
+            "rounds (a seed each)."
+        )
+    return (
+        f"- **{name}** is {SPEED_WORDS[row['verdict']]} on {where}: {_interval_x(row)} "
+        f"the baseline's images/s over {row['rounds']} rounds; accuracy change "
+        f"{row['accuracy_change']:+.3f} (95 % CI {row['accuracy_change_low']:+.3f} to "
+        f"{row['accuracy_change_high']:+.3f})."
+    )
+
+
+def _describe_accuracy(others: pd.DataFrame, label: Callable[[object], str], band: float) -> str:
+    """Which techniques are shown to keep the baseline's accuracy (to within `band`), and which not."""
+    keeps = [label(n) for n in others.index[others["accuracy_verdict"] == "keeps"]]
+    rest = others[others["accuracy_verdict"] != "keeps"]
+    if rest.empty:
+        return (
+            f"\n**Accuracy**: every technique keeps the baseline's accuracy: each change's 95 % "
+            f"interval over the rounds lies above -{band:g} (a loss of at most {band:g})."
+        )
+    text = "\n**Accuracy**: " + (
+        f"{', '.join(keeps)} keep the baseline's accuracy (a loss of at most {band:g}, by the "
+        "interval). "
+        if keeps
+        else ""
+    )
+    for name, row in rest.iterrows():
+        interval = f"{row['accuracy_change_low']:+.3f} to {row['accuracy_change_high']:+.3f}"
+        if row["accuracy_verdict"] == "costs":
+            text += f"{label(name)} costs accuracy (95 % CI {interval}). "
+        else:
+            text += (
+                f"{label(name)} is unresolved in this run: its 95 % CI {interval} reaches below "
+                f"-{band:g}. "
+            )
+    return text.rstrip()
+
+
+def skipped_techniques(device_type: str, smoke: bool) -> dict[str, str]:
+    """The techniques a run leaves out, and why (for `describe_speedups(skipped=...)`)."""
+    if device_type == "cuda" or not smoke:
+        return {}
+    why = (
+        "torch.compile is left out of the smoke profile on a CPU to keep it short (compiling is a "
+        "one-time cost that only long runs repay); the full profile measures it"
+    )
+    return {"compile": why, "all_together": why}
+
+
+def speed_scope(device_type: str, resident_gate: float = 1.5, band: float = 0.005) -> str:
+    """What the speed verdicts of this run are about, and what the full profile will gate on a
+    GPU: said as findings on a GPU, as expectations everywhere else."""
+    gates = (
+        f"the device-resident loader at least {resident_gate:g}x the DataLoader's images/s at the "
+        f"low end of its 95 % interval, and every technique's accuracy at most {band:g} below "
+        "the baseline's at the low end of its interval"
+    )
+    if device_type == "cuda":
+        return f"This run is on a GPU: the verdicts above are this GPU's. The full profile gates {gates}."
+    return (
+        f"This run is on a {device_type.upper()}: the verdicts above are this machine's, today, and "
+        "say nothing about a GPU. What to expect there is an expectation, not a finding of this "
+        "run: LeNet-5's arithmetic takes a small fraction of a GPU's time, so the DataLoader's "
+        "per-example Python becomes the bottleneck that the resident loader removes, while mixed "
+        "precision and channels_last pay off on larger models that do more arithmetic per byte. "
+        f"The full profile, run on a GPU, gates {gates}."
+    )
 
 
 def plot_speedups(
@@ -205,7 +329,8 @@ def plot_speedups(
     accuracy: str = "test_accuracy",
 ) -> Figure:
     """Every round of a `compare_techniques` frame as a dot: the speedup over the same round's
-    baseline (the line spans the spread, the bar marks the median) and the accuracy."""
+    baseline with its geometric mean (|) and 95 % interval (black bar), and the accuracy with its
+    mean (|)."""
     import matplotlib.pyplot as plt
 
     labels = labels or {}
@@ -216,14 +341,20 @@ def plot_speedups(
     for i, name in enumerate(names):
         runs = frame[frame["technique"] == name]
         for ax, values in ((speed, runs["speedup"]), (acc, runs[accuracy])):
-            ax.hlines(i, values.min(), values.max(), color="tab:blue", alpha=0.5)
-            ax.scatter(values, [i] * len(values), color="tab:blue", alpha=0.7, zorder=3)
-            ax.plot([values.median()], [i], "|", color="black", markersize=14)
+            ax.scatter(values, [i] * len(values), color="tab:blue", alpha=0.6, zorder=3)
+        mean, low, high = _speed_interval(runs["speedup"])
+        if math.isfinite(low) and math.isfinite(high):
+            speed.hlines(i, low, high, color="black", lw=3, alpha=0.7)
+        speed.plot([mean], [i], "|", color="black", markersize=16)
+        acc.plot([runs[accuracy].mean()], [i], "|", color="black", markersize=16)
     speed.axvline(1.0, color="grey", ls="--")
     speed.set_yticks(range(len(names)), [labels.get(n, n) for n in names])
     speed.invert_yaxis()
     speed.set_xlabel("images/s over the same round's baseline (x)")
     acc.set_xlabel(accuracy.replace("_", " "))
     rounds = frame["round"].nunique()
-    fig.suptitle(f"{rounds} interleaved rounds: one dot per round, | the median")
+    fig.suptitle(
+        f"{rounds} interleaved rounds: one dot per round; | the mean (geometric for speed), "
+        "black bar its 95 % CI"
+    )
     return fig

@@ -10,7 +10,7 @@ from dlnb.train.precision import autocast, autocast_dtype
 OOM_MESSAGES = ("out of memory", "can't allocate memory", "CUDNN_STATUS_NOT_SUPPORTED")
 
 
-def is_out_of_memory(error: BaseException) -> bool:
+def _is_out_of_memory(error: BaseException) -> bool:
     """True for the errors that mean "this batch does not fit" on CUDA, MPS or the CPU."""
     if isinstance(error, torch.OutOfMemoryError):
         return True
@@ -41,6 +41,15 @@ def find_batch_size(
 
     The model's buffers (e.g. BatchNorm statistics) are restored and its gradients cleared.
     Leave room for the optimizer's state (Adam keeps two extra copies of the weights).
+
+    Args:
+        model: the network (moved to `device`).
+        sample: one example, without a batch dimension; a batch is copies of it.
+        start: the first batch size tried.
+        min_size: give up (a RuntimeError) below this batch size.
+        amp: mixed precision as in `TrainConfig.amp` ("off", "auto", "bf16", "fp16").
+        device: where the steps run ("auto", "cuda", a `torch.device`...).
+        verbose: print each batch size that did not fit.
     """
     if start < min_size or min_size < 1:
         raise ValueError(f"Need start >= min_size >= 1, got start={start}, min_size={min_size}.")
@@ -60,7 +69,7 @@ def find_batch_size(
                 sync(dev)
                 return size
             except Exception as error:  # only out-of-memory errors are retried
-                if not is_out_of_memory(error):
+                if not _is_out_of_memory(error):
                     raise
                 reason = (
                     f"{type(error).__name__}: {error}"  # not the error: it pins the activations
@@ -82,3 +91,23 @@ def find_batch_size(
             for name, b in model.named_buffers():
                 b.copy_(buffers[name])
         _free_memory(dev)
+
+
+def describe_batch_search(max_batch: int, start: int, device_type: str) -> str:
+    """What a `find_batch_size` result means: a limit (something ran out of memory), or only the
+    search's starting value (nothing did)."""
+    if max_batch < start:
+        return (
+            f"On {device_type}, a training step fits with at most {max_batch:,} examples per batch "
+            f"(the search started at {start:,} and halved after each out-of-memory error)."
+        )
+    text = (
+        f"On {device_type}, find_batch_size returned its starting value, {max_batch:,}: nothing ran "
+        "out of memory, so this is not a limit. "
+    )
+    if device_type == "cpu":
+        return text + (
+            "On a CPU, RAM does not run out at these sizes; on a GPU the search halves from a "
+            "start that does not fit until a step does."
+        )
+    return text + "Start the search higher to find the limit."

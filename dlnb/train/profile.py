@@ -4,7 +4,7 @@ phase (data, forward, loss, backward, optimizer) labelled with `record_function`
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable, Iterator
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -67,6 +67,14 @@ def profile_steps(
     (`key_averages().table(sort_by=..., row_limit=row_limit)`). `phase_ms` is the host time of
     each phase per step: on a GPU, where kernels run asynchronously, it is the time to launch
     them, and the device time is in the table.
+
+    Args:
+        model: the network to train (moved to the config's device).
+        loader: training batches, read again when it runs out.
+        config: the device, optimizer, mixed precision and memory format of the steps.
+        steps: profiled training steps.
+        warmup: untimed steps first (allocations, kernel selection, compilation).
+        row_limit: operators listed in the table.
     """
     if steps < 1 or warmup < 0:
         raise ValueError(f"Need steps >= 1 and warmup >= 0, got steps={steps}, warmup={warmup}.")
@@ -120,3 +128,27 @@ def profile_steps(
         device=str(device),
         steps=steps,
     )
+
+
+def describe_profile(profiles: Mapping[str, StepProfile], first: str, device_type: str) -> str:
+    """Markdown from `profile_steps` results: where one step of `profiles[first]` went (share of
+    each phase, the operators with the most self time), and which loader fetched a batch faster."""
+    main = profiles[first]
+    shares = ", ".join(f"{phase} {ms / main.step_ms:.0%}" for phase, ms in main.phase_ms.items())
+    top = ", ".join(f"`{op}` ({ms:.2f} ms)" for op, ms in list(main.operators.items())[:3])
+    fetch = " and ".join(
+        f"{p.phase_ms['data']:.2f} ms from the {name}" for name, p in profiles.items()
+    )
+    fastest = min(profiles, key=lambda name: profiles[name].phase_ms["data"])
+    text = (
+        f"With the {first}, one step took {main.step_ms:.1f} ms on {main.device}: {shares}. "
+        f"The operators with the most self time per step: {top}. Fetching a batch took {fetch} "
+        f"(the {fastest} was quicker, in one profile of {main.steps} steps: a single measurement, "
+        "not an interval)."
+    )
+    if device_type != "cpu":
+        text += (
+            " On a GPU these are host times: the kernels run asynchronously, their time is in the "
+            "table's CUDA columns."
+        )
+    return text

@@ -11,16 +11,14 @@ import json
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import torch
 from torch import nn
 
 from dlnb.data.registry import sha256_file
+from dlnb.train.card import ModelCard, describe_test_set, package_versions
 from dlnb.train.checkpoint import unwrap_model
-
-if TYPE_CHECKING:
-    from dlnb.deploy.card import ModelCard
 
 __all__ = [
     "WEIGHTS",
@@ -67,8 +65,6 @@ def content_hash(
 
 def _pinned(card: ModelCard, directory: Path, record: dict[str, Any]) -> ModelCard:
     """`card` with the saved files' hashes (and, if it names none, the package versions)."""
-    from dlnb.deploy.card import package_versions
-
     artefacts = {
         **card.artefacts,
         WEIGHTS: record["sha256"],
@@ -93,8 +89,6 @@ def save_model(
 
     directory = Path(directory)
     if isinstance(card, dict):  # checked before anything is written
-        from dlnb.deploy.card import ModelCard
-
         card = ModelCard(**{"name": str(meta.get("kind", directory.name)), **card})
     directory.mkdir(parents=True, exist_ok=True)
     state = {k: v.detach().cpu().contiguous() for k, v in unwrap_model(model).state_dict().items()}
@@ -217,8 +211,6 @@ class ModelInspection:
                 "again with a card to pin weights and metadata to it."
             )
         else:
-            from dlnb.deploy.card import describe_test_set
-
             lines.append(f"model card: {self.card.get('name')}")
             for row in self.card.get("metrics") or []:
                 value, test_set = row.get("value"), describe_test_set(row.get("test_set"))

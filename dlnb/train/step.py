@@ -1,14 +1,16 @@
-"""One batch of the training loop: moving it to the device, calling the model, the loss."""
+"""One batch of the training loop: moving it to the device, calling the model, the loss, and
+tallying the epoch's losses (checked for NaN/Inf and explosions)."""
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from dlnb.train.config import NonFiniteLossError
+from dlnb.train.config import NonFiniteLossError, TrainState
 
 
 class LossExplodedError(NonFiniteLossError):
@@ -49,6 +51,56 @@ class ExplosionGuard:
         window = min(self.window, max(batches_per_epoch, 1))
         self.recent = [*self.recent, loss][-window:]
         return len(self.recent) == window and 2 * self.exploded >= window
+
+
+@dataclass
+class LossTally:
+    """An epoch's batch losses: read from the device once every `sync_every` batches (one sync for
+    all of them), each checked for NaN/Inf and for an explosion, then summed."""
+
+    guard: ExplosionGuard
+    sync_every: int = 1
+    pending: list[tuple[torch.Tensor, int]] = field(default_factory=list)
+    loss_sum: float = 0.0
+    seen: int = 0
+
+    def add(self, loss: torch.Tensor, size: int, state: TrainState) -> None:
+        """Keep a batch's mean loss (over `size` examples); check the pending ones when due."""
+        self.pending.append((loss.detach(), size))
+        if len(self.pending) >= self.sync_every:
+            self.flush(state)
+
+    def flush(self, state: TrainState) -> None:
+        """Read the pending losses in one device sync, check each, and add them to the sums."""
+        if not self.pending:
+            return
+        tensors = [loss for loss, _ in self.pending]
+        losses = torch.stack(tensors).tolist() if len(tensors) > 1 else [tensors[0].item()]
+        first = state.batch - len(self.pending) + 1  # the batch number of the first pending loss
+        for j, (value, (_, size)) in enumerate(zip(losses, self.pending, strict=True)):
+            _check_batch_loss(value, first + j, state, self.guard)
+            self.loss_sum += value * size
+            self.seen += size
+        state.last_loss = losses[-1]
+        self.pending = []
+
+
+def _check_batch_loss(value: float, batch: int, state: TrainState, guard: ExplosionGuard) -> None:
+    """Stop training, naming the epoch and batch, when a batch loss is NaN/Inf or has exploded."""
+    if not math.isfinite(value):
+        raise NonFiniteLossError(
+            f"The training loss became {value} at epoch {state.epoch}, batch {batch} (optimizer "
+            f"step {state.step}). Lower the learning rate, add grad_clip, check the inputs for "
+            "NaN/Inf, or use amp='bf16' instead of fp16."
+        )
+    if guard.update(value, state.batches_per_epoch):
+        raise LossExplodedError(
+            f"The training loss exploded (up to {max(guard.recent):.3g}) by epoch {state.epoch}, "
+            f"batch {batch}: {guard.exploded} of the last {len(guard.recent)} batches were over "
+            f"{guard.factor:g} x its starting value {guard.start:.3g}. The learning rate "
+            f"lr={state.config.lr:g} is too high: lower it (dlnb.train.lr_finder finds one) or "
+            "add grad_clip."
+        )
 
 
 def to_device(obj, device: torch.device, channels_last: bool = False):

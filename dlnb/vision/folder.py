@@ -19,7 +19,7 @@ from dlnb.vision.datasets import MNIST_MEAN, MNIST_STD
 from dlnb.vision.preprocess import Preprocess
 
 if TYPE_CHECKING:
-    from dlnb.deploy.card import ModelCard
+    from dlnb.train.card import ModelCard
 
 __all__ = [
     "IMAGE_SUFFIXES",
@@ -28,6 +28,7 @@ __all__ = [
     "from_folder",
     "image_inputs",
     "load_image_classifier",
+    "write_image_folder",
 ]
 
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp")
@@ -74,6 +75,28 @@ def image_inputs(
     )  # bilinear
     x = torch.from_numpy(pixels).float().div_(255.0).unsqueeze(1)
     return (x - MNIST_MEAN) / MNIST_STD
+
+
+def write_image_folder(
+    images: np.ndarray, labels: Sequence[int], classes: Sequence[str], root: str | Path
+) -> list[Path]:
+    """Write grey uint8 `images` (N, H, W) as PNG files `root/<class name>/<row>.png`, the class
+    name `classes[label]`, in the layout `from_folder` reads; returns the files in row order."""
+    from PIL import Image
+
+    images = np.asarray(images)
+    if images.dtype != np.uint8 or images.ndim != 3 or len(images) != len(labels):
+        raise ValueError(
+            f"write_image_folder needs grey uint8 images (N, H, W) and one label each, got "
+            f"{images.dtype} {images.shape} and {len(labels)} labels."
+        )
+    files = []
+    for row, (image, label) in enumerate(zip(images, labels, strict=True)):
+        path = Path(root) / str(classes[int(label)]) / f"{row}.png"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        Image.fromarray(image).save(path)
+        files.append(path)
+    return files
 
 
 def from_folder(
@@ -141,7 +164,7 @@ class ImageClassifier:
     def save(self, directory: str | Path, card: ModelCard | dict | None = None) -> Path:
         """Write the weights (safetensors), the preprocessing, classes, architecture (JSON) and a
         model card: `card`, or one filled with what the classifier knows (a dict's fields override)."""
-        from dlnb.deploy.card import ModelCard
+        from dlnb.train.card import ModelCard
         from dlnb.train.saving import save_model
 
         meta = {

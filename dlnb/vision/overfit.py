@@ -9,6 +9,7 @@ epoch: the running average that `fit` reports is taken with both switched on.
 
     frame = overfit_experiment({"plain": Regime(), "augmentation": Regime(augment=True)}, [0, 1, 2])
     regularisation_gains(frame)   # per seed: test accuracy minus the plain model's
+    overfit_summary(frame, n_test=2000)   # what the runs show, in words chosen by 95 % intervals
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 import torch
 
+from dlnb.claims import Effect, paired_effect, t_interval
 from dlnb.data.loaders import Loaders, make_loaders
 from dlnb.data.resident import GpuLoader
 from dlnb.experiments import Method, data_efficiency
@@ -30,6 +32,7 @@ from dlnb.train.callbacks import Callback
 from dlnb.train.config import TrainConfig
 from dlnb.train.loop import evaluate, fit, resolve_device
 from dlnb.vision.datasets import mnist_augment, mnist_tensors
+from dlnb.vision.story import said
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -38,6 +41,9 @@ if TYPE_CHECKING:
 __all__ = [
     "CleanTrainAccuracy",
     "Regime",
+    "fit_summary",
+    "overfit_effects",
+    "overfit_summary",
     "SmallData",
     "overfit_experiment",
     "plot_overfit_curves",
@@ -190,3 +196,155 @@ def plot_overfit_curves(frame: pd.DataFrame, seed: int | None = None) -> tuple[F
         ax.grid(alpha=0.3)
         ax.legend(loc="lower right")
     return fig, axs[0]
+
+
+def fit_summary(
+    epochs: int, train_loss: float, valid_loss: float, test_accuracy: float, n_test: int
+) -> str:
+    """The end of a run on plenty of data: is the validation loss near the training loss?"""
+    if valid_loss <= train_loss:
+        verdict = "The validation loss is no higher than the training loss"
+    elif valid_loss <= 1.25 * train_loss:
+        verdict = "The validation loss is only slightly above the training loss"
+    else:
+        verdict = (
+            "The validation loss is clearly above the training loss: the model has started to "
+            "memorise its training images"
+        )
+    if valid_loss <= 1.25 * train_loss:
+        verdict += (
+            ": with this much data the model learns patterns that generalise, not its training "
+            "images"
+        )
+    return (
+        f"After {epochs} epochs the training loss is {train_loss:.4f} (a running average over "
+        f"the last epoch, while the weights were still moving) and the validation loss "
+        f"{valid_loss:.4f}. {verdict}. Test accuracy: {test_accuracy:.4f} on {n_test:,} digits."
+    )
+
+
+def _by_seed(frame: pd.DataFrame, method: str) -> pd.DataFrame:
+    return frame[frame["method"] == method].set_index("seed").sort_index()
+
+
+def overfit_effects(
+    frame: pd.DataFrame, regime: str = "augmentation", baseline: str = "plain"
+) -> dict[str, Effect]:
+    """The paired effects over seeds of `regime` against `baseline`:
+
+    - "test_gain": test accuracy, regime minus baseline (higher is better);
+    - "gap_change": the train-minus-test gap, regime minus baseline (lower is better);
+    - "gap_left": the regime's own clean train accuracy minus its test accuracy (the overfitting
+      it leaves).
+    """
+    ours, theirs = _by_seed(frame, regime), _by_seed(frame, baseline)
+    gap = {name: part["train_accuracy"] - part["test_accuracy"] for name, part in
+           ((regime, ours), (baseline, theirs))}  # fmt: skip
+    return {
+        "test_gain": paired_effect(
+            ours["test_accuracy"], theirs["test_accuracy"], names=(regime, baseline),
+            metric="test accuracy",
+        ),
+        "gap_change": paired_effect(
+            gap[regime], gap[baseline], names=(regime, baseline), metric="train-minus-test gap",
+            higher_is_better=False,
+        ),
+        "gap_left": paired_effect(
+            ours["train_accuracy"], ours["test_accuracy"],
+            names=(f"{regime}'s clean train accuracy", "its test accuracy"), metric="accuracy",
+        ),
+    }  # fmt: skip
+
+
+def _span(values: Sequence[float], digits: int = 3) -> str:
+    low, high = min(values), max(values)
+    if round(low, digits) == round(high, digits):
+        return f"{low:.{digits}f} on every seed"
+    return f"{low:.{digits}f} to {high:.{digits}f}"
+
+
+def _interval_or_span(effect: Effect) -> str:
+    """The effect's interval, or '0.037 on every seed' when the seeds agree to 3 decimals (an
+    interval of zero width says nothing more)."""
+    if round(effect.low, 3) == round(effect.high, 3):
+        return _span(effect.per_pair)
+    return effect.interval()
+
+
+def _numbers(values: Sequence[int]) -> str:
+    """'12' when every value is 12, else '9 to 14'."""
+    low, high = min(values), max(values)
+    return f"{low}" if low == high else f"{low} to {high}"
+
+
+def _memorising(frame: pd.DataFrame, baseline: str, threshold: float) -> str:
+    """When the baseline's clean train accuracy first reaches `threshold`, and how its validation
+    accuracy moves over the epochs after that (a t interval over seeds)."""
+    runs = _by_seed(frame, baseline)
+    epochs, rises, remaining = [], [], []
+    for history in runs["history"]:
+        reached = [
+            e
+            for e, a in zip(history["epoch"], history["clean_train_accuracy"], strict=True)
+            if a >= threshold
+        ]
+        if not reached:
+            return (
+                f"On some seed its clean train accuracy never reached {threshold:.3f}: this run "
+                "does not show memorisation on every seed."
+            )
+        valid = history["valid_accuracy"]
+        epochs.append(reached[0])
+        remaining.append(len(history) - reached[0])
+        rises.append(valid[-1] - valid[reached[0] - 1])
+    mean, low, high = t_interval(rises)
+    interval = f"{mean:+.3f} on average (95 % CI {low:+.3f} to {high:+.3f}, {len(rises)} seeds)"
+    after = f"over the remaining {_numbers(remaining)} epoch{'s' if max(remaining) != 1 else ''}"
+    if low > 0:
+        move = (
+            f"its validation accuracy still rises, slowly: {interval} {after}. It keeps "
+            "learning a little about new digits while there is nothing left to gain on its own"
+        )
+    elif high < 0:
+        move = f"its validation accuracy then falls: {interval} {after}"
+    else:
+        move = f"its validation accuracy then barely moves: {interval} {after}, within noise"
+    return f"Its clean train accuracy first reaches {threshold:.3f} at epoch {_span(epochs, 0)}; {move}."
+
+
+def overfit_summary(
+    frame: pd.DataFrame,
+    n_test: int,
+    regime: str = "augmentation",
+    baseline: str = "plain",
+    threshold: float = 1.0,
+) -> str:
+    """What the small-data runs show, as Markdown bullets: the baseline memorises (train and test
+    accuracy, the gap, how validation moves after memorisation), then `regime`'s paired effects
+    on test accuracy and on the gap, worded by their 95 % intervals."""
+    plain = _by_seed(frame, baseline)
+    gap = plain["train_accuracy"] - plain["test_accuracy"]
+    effects = overfit_effects(frame, regime, baseline)
+    gain, change, left = effects["test_gain"], effects["gap_change"], effects["gap_left"]
+    digits = gain.diff * n_test
+    first = (
+        f"- **The {baseline} model memorises.** Its clean train accuracy ends at "
+        f"{_span(plain['train_accuracy'])}, its test accuracy at {_span(plain['test_accuracy'], 4)}: "
+        f"a gap of {_span(gap, 4)}. {_memorising(frame, baseline, threshold)}"
+    )
+    effect = {
+        "better": f"**{regime.capitalize()} raises test accuracy** (about {digits:.0f} more of "
+        f"the {n_test:,} test digits right, the same digits for both models).",
+        "worse": f"**{regime.capitalize()} lowers test accuracy.**",
+    }.get(gain.verdict, f"**{regime.capitalize()}'s effect on test accuracy is not resolved.**")
+    narrows = {
+        "better": "It narrows the gap between train and test accuracy.",
+        "worse": "It widens the gap between train and test accuracy.",
+    }.get(change.verdict, "Its effect on the gap between train and test accuracy is within noise.")
+    remains = (
+        f"It reduces overfitting; it does not remove it: its own gap is {_interval_or_span(left)}."
+        if left.verdict == "better"
+        else f"No gap is left that this run can resolve: {_interval_or_span(left)}."
+    )
+    second = f"- {effect} {said(gain)} {narrows} {said(change)} {remains}"
+    return f"{first}\n{second}"

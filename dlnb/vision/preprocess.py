@@ -37,6 +37,15 @@ class Preprocess:
                 f"interpolation must be 'bilinear' or 'bicubic', got {self.interpolation!r}."
             )
 
+    def __str__(self) -> str:
+        mean = ", ".join(f"{m:.3f}" for m in self.mean)
+        std = ", ".join(f"{v:.3f}" for v in self.std)
+        return (
+            f"resize the shorter side to {self.resize} px ({self.interpolation}), centre-crop "
+            f"{self.size} x {self.size}, scale to [0, 1], normalise with mean ({mean}) and std "
+            f"({std})"
+        )
+
     def at(self, size: int, crop: bool = True) -> Preprocess:
         """The same preprocessing at another resolution; `crop=False` cuts no margin (the shorter
         side is resized straight to `size`, as for small square images such as digits)."""

@@ -6,35 +6,35 @@ is scored on it). A `Network` says how to build a fresh copy of a network, pretr
 how to turn the task's images into its inputs, and how to augment its training batches.
 A `Setup` pairs a task with the pretrained network and the from-scratch one to compare.
 
-- `digits_setup`: offline. LeNet-5 pretrained on all of MNIST (`dlnb.vision.pretrain`),
-  transferred to scikit-learn's 1,797 8x8 digits (another scanner, other writers).
-- `cifar_setup`: online. An ImageNet backbone on CIFAR-10's photographs.
-- `choose_target("auto")`: CIFAR-10 when it can be loaded, else the offline digits.
+- `new_digits_setup`: offline. LeNet-5 pretrained on some MNIST digits (0-4, `dlnb.vision.pretrain`)
+  moved to the other digits (5-9), classes its source network never saw.
+- `cifar_setup`: online. An ImageNet backbone on CIFAR-10's photographs (ImageNet's classes
+  include kinds of CIFAR-10's objects: cats, dogs, trucks, ships...).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import torch
 from torch import nn
 
 from dlnb.data.loaders import per_class_subset, subset_indices
-from dlnb.data.registry import DatasetUnavailable, load
+from dlnb.data.registry import load
 from dlnb.models import LeNet5
 from dlnb.vision.augment import TrainAugment, digit_augment, photo_augment
 from dlnb.vision.backbones import load_backbone
 from dlnb.vision.cifar import CIFAR10_CLASSES
 from dlnb.vision.datasets import as_mnist
 from dlnb.vision.preprocess import Preprocess
-from dlnb.vision.pretrain import lenet_headed
+from dlnb.vision.pretrain import LENET_CUTS, lenet_headed
 
 #: CIFAR-10's per-channel training mean and std (the usual published values).
 CIFAR_MEAN = (0.4914, 0.4822, 0.4465)
 CIFAR_STD = (0.2470, 0.2435, 0.2616)
-TARGETS = ("auto", "cifar10", "digits")
 
 
 @dataclass
@@ -83,35 +83,62 @@ def digits_task(pool_per_class: int = 30, valid_per_class: int = 20, seed: int =
     return Task("digits", images, labels, pool, valid, test, tuple("0123456789"))
 
 
+def _only(arrays: dict, classes: Sequence[int] | None) -> tuple[np.ndarray, np.ndarray]:
+    """Images and labels of `classes` only, labelled 0..k-1 in the order given (all: unchanged)."""
+    x, y = arrays["x"], arrays["y"].astype(np.int64)
+    if classes is None:
+        return x, y
+    keep = np.isin(y, classes)
+    lookup = np.full(int(y.max()) + 1, -1, dtype=np.int64)
+    lookup[list(classes)] = np.arange(len(classes))
+    return x[keep], lookup[y[keep]]
+
+
 def image_task(
     dataset: str,
     pool_per_class: int = 30,
     valid_per_class: int = 20,
     test_size: int | None = 2000,
     seed: int = 0,
+    classes: Sequence[int] | None = None,
 ) -> Task:
     """`mnist` or `cifar10` (online): pool and validation rows from its training split, a seeded
-    `test_size` of its test split (all of it with None)."""
+    `test_size` of its test split (all of it with None); with `classes`, only those classes,
+    labelled 0..k-1 in the order given."""
     if dataset not in ("mnist", "cifar10"):
         raise ValueError(f"Unknown image dataset {dataset!r}: use 'mnist' or 'cifar10'.")
-    train, test = load(dataset, split="train"), load(dataset, split="test")
-    labels = train["y"].astype(np.int64)
+    names = CIFAR10_CLASSES if dataset == "cifar10" else tuple("0123456789")
+    if classes is not None and (len(set(classes)) < 2 or not set(classes) <= set(range(10))):
+        raise ValueError(f"classes must be at least two different labels 0-9, got {classes!r}.")
+    (x_train, labels), (x_test, y_test) = (
+        _only(load(dataset, split=split), classes) for split in ("train", "test")
+    )
     pool, valid, _ = _split(labels, pool_per_class, valid_per_class, seed)
-    keep = subset_indices(len(test["y"]), test_size, seed)
-    images = np.concatenate([train["x"][pool], train["x"][valid], test["x"][keep]])
-    all_labels = np.concatenate([labels[pool], labels[valid], test["y"][keep].astype(np.int64)])
+    keep = subset_indices(len(y_test), test_size, seed)
+    images = np.concatenate([x_train[pool], x_train[valid], x_test[keep]])
+    all_labels = np.concatenate([labels[pool], labels[valid], y_test[keep]])
     n_pool, n_valid = len(pool), len(valid)
     rows = np.arange(len(images))
-    classes = CIFAR10_CLASSES if dataset == "cifar10" else tuple("0123456789")
+    chosen = names if classes is None else tuple(names[c] for c in classes)
+    name = dataset if classes is None else f"{dataset} {_listed(chosen)}"
     return Task(
-        dataset,
+        name,
         images,
         all_labels,
         rows[:n_pool],
         rows[n_pool : n_pool + n_valid],
         rows[n_pool + n_valid :],
-        classes,
+        chosen,
     )
+
+
+def _listed(names: Sequence[str]) -> str:
+    """'5-9' for consecutive digits, else the names joined by commas."""
+    if all(n.isdigit() for n in names):
+        digits = [int(n) for n in names]
+        if digits == list(range(digits[0], digits[0] + len(digits))):
+            return f"{digits[0]}-{digits[-1]}"
+    return ", ".join(names)
 
 
 @dataclass(frozen=True)
@@ -131,14 +158,19 @@ def lenet_network(
     in_channels: int = 1,
     augment: TrainAugment | None = None,
     name: str = "LeNet-5",
+    cut: str = "fc2",
 ) -> Network:
-    """LeNet-5 with `weights` (a state dict) or freshly initialised, its last layer a new head."""
+    """LeNet-5 with `weights` (a state dict, of any number of classes) or freshly initialised,
+    cut after `cut` (`dlnb.vision.pretrain.LENET_CUTS`), and a new linear head."""
+    if cut not in LENET_CUTS:
+        raise ValueError(f"Unknown cut {cut!r}; choose from {list(LENET_CUTS)}.")
+    source_classes = 10 if weights is None else int(weights["classifier.7.weight"].shape[0])
 
     def build(num_classes: int) -> nn.Module:
-        model = LeNet5(in_channels=in_channels)
+        model = LeNet5(num_classes=source_classes, in_channels=in_channels)
         if weights is not None:
             model.load_state_dict(weights)
-        net = lenet_headed(model)
+        net = lenet_headed(model, cut)
         net.head = nn.Linear(net.num_features, num_classes)
         return net
 
@@ -170,17 +202,33 @@ class Setup:
     source: str
 
 
-def digits_setup(
-    source: LeNet5, pool_per_class: int = 30, valid_per_class: int = 20, seed: int = 0
+def new_digits_setup(
+    source: LeNet5,
+    source_digits: Sequence[int] = (0, 1, 2, 3, 4),
+    target_digits: Sequence[int] = (5, 6, 7, 8, 9),
+    cut: str = "conv",
+    scratch_cut: str = "fc2",
+    *,
+    pool_per_class: int = 30,
+    valid_per_class: int = 40,
+    test_size: int | None = 2000,
+    seed: int = 0,
 ) -> Setup:
-    """MNIST's LeNet-5 (`source`) against LeNet-5 from scratch on the 8x8 digits, both shown the
-    digits as MNIST-framed 28x28 images and trained on randomly rotated, shifted, zoomed copies."""
+    """`source` (LeNet-5 trained on MNIST's `source_digits`) moved to MNIST's `target_digits`,
+    classes it never saw, against LeNet-5 from scratch (cut at `scratch_cut`: the whole network by
+    default). The pretrained network keeps its layers up to `cut` (its convolutions by default)
+    under a new head; both train on randomly rotated, shifted, zoomed copies."""
+    overlap = set(source_digits) & set(target_digits)
+    if overlap:
+        raise ValueError(f"The target's digits {sorted(overlap)} are among the source's.")
     weights = {k: v.detach().clone() for k, v in source.state_dict().items()}
+    seen = _listed([str(d) for d in source_digits])
+    prepare = partial(as_mnist, box=28)  # MNIST's own framing: normalised, not resized
     return Setup(
-        digits_task(pool_per_class, valid_per_class, seed),
-        lenet_network(as_mnist, weights, augment=digit_augment(), name="LeNet-5 (MNIST)"),
-        lenet_network(as_mnist, augment=digit_augment(), name="LeNet-5 (scratch)"),
-        "all 60,000 MNIST training digits",
+        image_task("mnist", pool_per_class, valid_per_class, test_size, seed, target_digits),
+        lenet_network(prepare, weights, augment=digit_augment(), name=f"LeNet-5 ({seen})", cut=cut),
+        lenet_network(prepare, augment=digit_augment(), name="LeNet-5 (scratch)", cut=scratch_cut),
+        f"MNIST's training digits {seen}",
     )
 
 
@@ -201,19 +249,3 @@ def cifar_setup(
         lenet_network(crop, in_channels=3, augment=photo_augment(2), name="LeNet-5 (scratch)"),
         "ImageNet's 1.28 million photographs",
     )
-
-
-def choose_target(target: str = "auto") -> tuple[str, str]:
-    """The target to run and why: with "auto", "cifar10" when CIFAR-10 loads (cache, a restored
-    workshop archive, or a download), else the offline "digits"."""
-    if target not in TARGETS:
-        raise ValueError(f"Unknown target {target!r}; choose from {TARGETS}.")
-    if target != "auto":
-        return target, "asked for"
-    try:
-        load("cifar10", split="test")
-    except DatasetUnavailable as exc:
-        lines = str(exc).splitlines()
-        why = lines[1].lstrip("- ") if len(lines) > 1 else lines[0]
-        return "digits", f"CIFAR-10 is unavailable ({why})"
-    return "cifar10", "CIFAR-10 is available"

@@ -23,7 +23,7 @@ logits (`test_logits`, for error analysis), the validation accuracy of every set
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
 import numpy as np
@@ -50,34 +50,54 @@ PRETRAINED, BASELINES = ("probe", "fine_tune"), ("pixels", "scratch")
 SETTINGS = {"pixels": "C", "scratch": "learning rate", "probe": "C", "fine_tune": "learning rate"}
 
 
+def _network_training() -> TrainConfig:
+    return TrainConfig(epochs=4, scheduler="onecycle", weight_decay=0.01, progress=False)
+
+
 @dataclass(frozen=True)
 class Budget:
     """How every method is tuned and trained.
 
-    A network run takes `scratch_steps` (from scratch) or `fine_tune_steps` optimizer steps on
-    batches of `batch_size` images drawn with replacement from its training set, in `epochs`
-    epochs (validated after each), AdamW with a one-cycle schedule and `weight_decay`.
-    `scratch_lrs` and `fine_tune_lrs` are the learning rates tried, `cs` the logistic
+    `train` configures every network run (`epochs`, each followed by a validation pass; the
+    optimizer, schedule and weight decay; the device): a run sets only its learning rate (from
+    its grid) and its seed. A run takes `scratch_steps` (from scratch) or `fine_tune_steps`
+    optimizer steps on batches of `batch_size` images drawn with replacement from its training
+    set. `scratch_lrs` and `fine_tune_lrs` are the learning rates tried, `cs` the logistic
     regressions' inverse L2 strengths.
     """
 
+    train: TrainConfig = field(default_factory=_network_training)
     scratch_steps: int = 800
     fine_tune_steps: int = 400
-    epochs: int = 4
     batch_size: int = 32
-    scratch_lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)
-    fine_tune_lrs: tuple[float, ...] = (3e-4, 1e-3)
+    scratch_lrs: tuple[float, ...] = (3e-4, 1e-3, 3e-3, 1e-2, 3e-2)
+    fine_tune_lrs: tuple[float, ...] = (3e-5, 1e-4, 3e-4, 1e-3, 3e-3)
     cs: tuple[float, ...] = (0.001, 0.01, 0.1, 1.0, 10.0, 100.0)
-    weight_decay: float = 0.01
-    device: str = "auto"
 
     def __post_init__(self) -> None:
-        if min(self.scratch_steps, self.fine_tune_steps) < self.epochs or self.epochs < 1:
-            raise ValueError("Budget needs epochs >= 1 and at least one step per epoch.")
+        if min(self.scratch_steps, self.fine_tune_steps) < self.train.epochs:
+            raise ValueError("Budget needs at least one step per epoch of `train`.")
         if self.batch_size < 1:
             raise ValueError(f"Budget.batch_size must be at least 1, got {self.batch_size}.")
         if not (self.scratch_lrs and self.fine_tune_lrs and self.cs):
             raise ValueError("Budget needs at least one learning rate of each kind and one C.")
+
+    def describe(self) -> str:
+        """The budget in two plain lines: how networks train, and the grids tried."""
+        train, grid = self.train, _grid
+        return (
+            f"networks: {self.scratch_steps} steps from scratch, {self.fine_tune_steps} "
+            f"fine-tuning, batches of {self.batch_size}, {train.epochs} epochs of "
+            f"{train.optimizer} ({train.scheduler or 'constant'} schedule, weight decay "
+            f"{train.weight_decay:g}) on {train.device}\n"
+            f"tried on validation: learning rates {grid(self.scratch_lrs)} (from scratch), "
+            f"{grid(self.fine_tune_lrs)} (fine-tuning), a tie on accuracy going to the lower "
+            f"validation loss; C {grid(self.cs)} (logistic regressions)"
+        )
+
+
+def _grid(values: Sequence[float]) -> str:
+    return ", ".join(f"{v:g}" for v in values)
 
 
 def _labels(task: Task, rows: np.ndarray) -> torch.Tensor:
@@ -133,8 +153,8 @@ def train_network(
     device: torch.device,
 ) -> History:
     """Train `model` for `steps` steps on `inputs[rows]` (`network.augment` on every batch),
-    validating after each of `budget.epochs` epochs."""
-    per_epoch = max(1, steps // budget.epochs)
+    validating after each of `budget.train.epochs` epochs, at learning rate `lr`."""
+    per_epoch = max(1, steps // budget.train.epochs)
     sampler = RandomSampler(
         range(len(rows)), replacement=True, num_samples=per_epoch * budget.batch_size
     )
@@ -144,15 +164,7 @@ def train_network(
         TensorDataset(inputs[rows], _labels(task, rows)), batch_size=None, sampler=batches
     )
     valid = DataLoader(TensorDataset(inputs[task.valid], _labels(task, task.valid)), batch_size=256)
-    config = TrainConfig(
-        epochs=budget.epochs,
-        lr=lr,
-        scheduler="onecycle",
-        weight_decay=budget.weight_decay,
-        seed=seed,
-        progress=False,
-        device=str(device),
-    )
+    config = replace(budget.train, lr=lr, seed=seed, device=str(device))
     trained = model if network.augment is None else nn.Sequential(network.augment, model)
     return fit(trained, Loaders(train, valid), config, device=device)
 
@@ -174,7 +186,7 @@ def _network_method(
     def run(indices: np.ndarray, seed: int) -> dict:
         rows = task.pool[indices]
         tried = [chosen[len(rows)]] if len(rows) in chosen else list(lrs)
-        grid, best = {}, None
+        grid, best, rank = {}, None, (-1.0, 0.0)
         for lr in tried:
             model = start(rows, seed)
             with Timer(device) as timer:
@@ -182,8 +194,12 @@ def _network_method(
                     network, model, inputs, task, rows, lr, steps, budget, seed, device
                 )
             grid[lr] = history.last("valid_accuracy")
-            if best is None or grid[lr] > grid[best[0]]:
-                best = (lr, model, history, timer.seconds)
+            # The highest validation accuracy; on a tie, the lower validation loss.
+            if (grid[lr], -history.last("valid_loss")) > rank:
+                best, rank = (
+                    (lr, model, history, timer.seconds),
+                    (grid[lr], -history.last("valid_loss")),
+                )
         assert best is not None  # lrs is not empty
         lr, model, history, seconds = best
         chosen.setdefault(len(rows), lr)
@@ -214,54 +230,51 @@ def transfer_methods(
         raise ValueError(f"Unknown methods {sorted(unknown)}; choose from {METHODS}.")
     if "scratch" in methods and setup.scratch is None:
         raise ValueError("This setup has no from-scratch network: leave 'scratch' out.")
-    task, device = setup.task, pick_device(budget.device)
+    task, device = setup.task, pick_device(budget.train.device)
     runs: dict[str, Method] = {}
-
-    def logistic(features: torch.Tensor) -> Method:
-        return lambda indices, seed: fit_logistic(features, task, task.pool[indices], budget.cs)[1]
-
     if "pixels" in methods:
-        runs["pixels"] = logistic(task.pixels())
+        runs["pixels"] = _logistic(task.pixels(), task, budget)
     if "probe" in methods or "fine_tune" in methods:
-        pretrained = setup.pretrained
-        inputs = pretrained.prepare(task.images)
-        features = extract_features(pretrained.build(task.num_classes), inputs, device=device)
-        runs["probe"] = logistic(features)
-
-        def from_probe(rows: np.ndarray, seed: int) -> nn.Module:
-            model = pretrained.build(task.num_classes)
-            model.head = fit_logistic(features, task, rows, budget.cs)[0]
-            return model
-
-        if "fine_tune" in methods:
-            runs["fine_tune"] = _network_method(
-                pretrained,
-                inputs,
-                task,
-                budget,
-                budget.fine_tune_lrs,
-                budget.fine_tune_steps,
-                from_probe,
-                device,
-            )
+        runs |= _pretrained_methods(setup.pretrained, task, budget, device)
     if setup.scratch is not None and "scratch" in methods:
-        scratch = setup.scratch
-
-        def fresh(rows: np.ndarray, seed: int) -> nn.Module:
-            torch.manual_seed(seed)
-            return scratch.build(task.num_classes)
-
-        runs["scratch"] = _network_method(
-            scratch,
-            scratch.prepare(task.images),
-            task,
-            budget,
-            budget.scratch_lrs,
-            budget.scratch_steps,
-            fresh,
-            device,
-        )
+        runs["scratch"] = _scratch_method(setup.scratch, task, budget, device)
     return {name: runs[name] for name in methods}
+
+
+def _logistic(features: torch.Tensor, task: Task, budget: Budget) -> Method:
+    return lambda indices, seed: fit_logistic(features, task, task.pool[indices], budget.cs)[1]
+
+
+def _pretrained_methods(
+    pretrained: Network, task: Task, budget: Budget, device: torch.device
+) -> dict[str, Method]:
+    """The probe on the pretrained network's frozen features, and fine-tuning from that probe."""
+    inputs = pretrained.prepare(task.images)
+    features = extract_features(pretrained.build(task.num_classes), inputs, device=device)
+
+    def from_probe(rows: np.ndarray, seed: int) -> nn.Module:
+        model = pretrained.build(task.num_classes)
+        model.head = fit_logistic(features, task, rows, budget.cs)[0]
+        return model
+
+    fine_tune = _network_method(
+        pretrained, inputs, task, budget, budget.fine_tune_lrs, budget.fine_tune_steps,
+        from_probe, device,
+    )  # fmt: skip
+    return {"probe": _logistic(features, task, budget), "fine_tune": fine_tune}
+
+
+def _scratch_method(scratch: Network, task: Task, budget: Budget, device: torch.device) -> Method:
+    """The from-scratch network, freshly initialised from each run's seed."""
+
+    def fresh(rows: np.ndarray, seed: int) -> nn.Module:
+        torch.manual_seed(seed)
+        return scratch.build(task.num_classes)
+
+    inputs = scratch.prepare(task.images)
+    return _network_method(
+        scratch, inputs, task, budget, budget.scratch_lrs, budget.scratch_steps, fresh, device
+    )
 
 
 def _best_only_at_an_edge(grid: dict[float, float]) -> bool:

@@ -146,16 +146,16 @@ def _npz_declaring(shape: tuple[int, ...], payload: int = 1000) -> bytes:
 def test_size_limit_follows_the_expected_size():
     spec = data.get_spec("digits")
     assert spec.expected_bytes == 1797 * 64 * 4 + 1797 * 8  # float32 images, int64 labels
-    assert archive.size_limit(spec) == 2 * spec.expected_bytes + 2**20
-    assert archive.size_limit(data.get_spec("mnist")) < 120 * 2**20
+    assert archive._size_limit(spec) == 2 * spec.expected_bytes + 2**20
+    assert archive._size_limit(data.get_spec("mnist")) < 120 * 2**20
     unknown = data.DatasetSpec("unknown", "", "", "")
-    assert archive.size_limit(unknown) == archive.DEFAULT_LIMIT
+    assert archive._size_limit(unknown) == archive.DEFAULT_LIMIT
 
 
 def test_an_npz_entry_declaring_too_many_bytes_is_refused_before_allocating(tmp_data_dir, tmp_path):
     # Issue 15 item 2: a small npz declaring 2e9 bytes drove memory past 4.5 GB.
     with pytest.raises(ValueError, match=r"declares \(2000000000,\) uint8"):
-        archive.read_npz(_npz_declaring((2_000_000_000,)), 10**6, "bomb.npz")
+        archive._read_npz(_npz_declaring((2_000_000_000,)), 10**6, "bomb.npz")
     bad = tmp_path / "bomb.tar"
     _tar(
         bad, {"digits/digits.npz": _npz_declaring((50_000_000,)), archive.MANIFEST: DIGITS_MANIFEST}
@@ -165,7 +165,7 @@ def test_an_npz_entry_declaring_too_many_bytes_is_refused_before_allocating(tmp_
     assert not data.cache_path("digits").exists()
     small = io.BytesIO()
     np.savez(small, x=np.arange(3))
-    assert archive.read_npz(small.getvalue(), 1000, "small.npz")["x"].tolist() == [0, 1, 2]
+    assert archive._read_npz(small.getvalue(), 1000, "small.npz")["x"].tolist() == [0, 1, 2]
 
 
 def test_a_member_larger_than_the_bound_is_refused_before_reading(tmp_data_dir, tmp_path):

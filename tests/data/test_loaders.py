@@ -32,7 +32,7 @@ def test_splits_are_seeded_disjoint_and_complete():
 def test_the_training_order_is_a_seeded_shuffle_of_the_split():
     x, y = torch.arange(100.0).unsqueeze(1), torch.arange(100)
     loaders = data.make_loaders(x, y, batch_size=16, valid_fraction=0.2, seed=3)
-    train_idx, _ = data.split_indices(100, 0.2, seed=3)
+    train_idx, _ = data._split_indices(100, 0.2, seed=3)
     reference = DataLoader(
         TensorDataset(x[train_idx], y[train_idx]),
         batch_size=16,
@@ -171,4 +171,4 @@ def test_a_stratified_validation_split_keeps_every_class_share():
     ]
     assert len(set(plain)) > 1  # unstratified, the share varies with the seed
     with pytest.raises(ValueError, match="Cannot stratify"):
-        data.split_indices(4, 0.5, 0, labels=[0, 0, 0, 1])
+        data._split_indices(4, 0.5, 0, labels=[0, 0, 0, 1])

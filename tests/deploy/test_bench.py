@@ -36,6 +36,15 @@ def test_benchmark_compares_runtimes_side_by_side(lenet, lenet_onnx):
     assert ratio == pytest.approx(at1["eager"] / at1["onnxruntime"])
     with pytest.raises(ValueError, match="No rows for"):
         bench.speedup(df, "eager", "tensorrt", 1)
+    rounds = df.attrs["per_round"]
+    assert len(rounds) == 2 * 2 * 2  # batch sizes x rounds x runtimes
+    paired = bench.latency_ratio(df, "eager", "onnxruntime", 1)
+    by_round = {(r["round"], r["runtime"]): r["p50_ms"] for r in rounds if r["batch_size"] == 1}
+    logs = [np.log(by_round[(k, "eager")] / by_round[(k, "onnxruntime")]) for k in (0, 1)]
+    assert paired.rounds == 2 and paired.ratio == pytest.approx(np.exp(np.mean(logs)))
+    assert paired.low <= paired.ratio <= paired.high
+    with pytest.raises(ValueError, match="No rows for"):
+        bench.latency_ratio(df, "eager", "tensorrt", 1)
     fig, ax = bench.plot_throughput(df)
     assert len(ax.get_lines()) == 2
     fig, ax = bench.plot_latency(df)
@@ -47,3 +56,38 @@ def test_time_calls_stops_at_its_time_budget():
 
     times = bench.time_calls(lambda a: time.sleep(0.01), np.zeros(1), n=1000, max_seconds=0.05)
     assert 3 <= len(times) <= 10 and min(times) >= 0.009
+
+
+def _frame(per_round):
+    import pandas as pd
+
+    df = pd.DataFrame({"runtime": ["a", "b"], "batch_size": [1, 1]})
+    df.attrs["per_round"] = [
+        {"runtime": name, "batch_size": 1, "round": r, "p50_ms": ms, "mean_ms": ms}
+        for name, values in per_round.items()
+        for r, ms in enumerate(values)
+    ]
+    return df
+
+
+def test_latency_ratio_verdicts_and_sentences():
+    faster = bench.latency_ratio(
+        _frame({"a": [3.0, 3.3, 2.9, 3.1], "b": [1.0, 1.1, 1.0, 1.0]}), "a", "b", 1
+    )
+    assert faster.verdict == "faster" and faster.ratio == pytest.approx(3.0, rel=0.05)
+    assert faster.sentence().startswith("At batch 1, b is **faster** than a: 3.0")
+    assert "95 % CI" in faster.sentence() and "4 rounds) by p50 latency" in faster.sentence()
+    slower = bench.latency_ratio(
+        _frame({"a": [1.0, 1.1, 1.0, 1.0], "b": [3.0, 3.3, 2.9, 3.1]}), "a", "b", 1
+    )
+    assert slower.verdict == "slower" and "is **slower** than a" in slower.sentence()
+    noise = bench.latency_ratio(
+        _frame({"a": [1.0, 2.0, 1.0, 2.0], "b": [2.0, 1.0, 2.0, 1.0]}), "a", "b", 1
+    )
+    assert noise.verdict == "within noise" and "b and a are **within noise**" in noise.sentence()
+    one = bench.latency_ratio(_frame({"a": [2.0], "b": [1.0]}), "a", "b", 1)
+    assert one.verdict == "unresolved"
+    import pandas as pd
+
+    with pytest.raises(ValueError, match="no per-round timings"):
+        bench.latency_ratio(pd.DataFrame({"runtime": []}), "a", "b", 1)

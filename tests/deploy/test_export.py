@@ -127,6 +127,8 @@ def test_int8_quantisation_shrinks_the_model_and_keeps_its_accuracy(digits_mlp, 
     assert report["fp32_accuracy"] > 0.9  # the model learned, so the accuracy check means something
     assert report["size_ratio"] > 2.5  # float32 -> int8 weights, plus scales and zero points
     assert report["accuracy_drop"] < 0.02
+    low, high = report["accuracy_change_low"], report["accuracy_change_high"]
+    assert low <= -report["accuracy_drop"] <= high  # the bootstrap interval holds the change
     assert report["n"] == len(x)
 
 

@@ -64,6 +64,11 @@ def test_severity_sweep_measures_delay_false_alarms_and_the_noise_floor():
     assert windows == 9 * 3 + 3 * 5 and rate < 0.2  # a few chance alerts at most
     summary = shifts.summarise_sweep(sweep)
     assert summary.loc[1.0, "detected"] == "3/3" and summary.loc[0.0, "detected"] == "0/3"
+    assert summary.loc[1.0, "shifted_windows"] == 15 and summary.loc[1.0, "alerts"] == 15
+    low, high = shifts.rate_interval(15, 15)
+    assert summary.loc[1.0, ["alert_rate_low", "alert_rate_high"]].tolist() == pytest.approx(
+        [low, high]
+    )
     fig, (left, right) = shifts.plot_sweep(sweep)
     assert len(right.get_lines()) == 3  # PSI, KS and the threshold
 
@@ -94,3 +99,13 @@ def test_group_alerts_say_which_group_of_features_alerted():
     assert groups.outputs.tolist() == [False, True, True]
     with pytest.raises(ValueError, match="names no monitored feature"):
         shifts.group_alerts(stream, {"nothing": ["c"]})
+
+
+def test_rate_interval_is_wilson_and_sound_at_the_ends():
+    low, high = shifts.rate_interval(0, 108)
+    assert low == 0.0 and high == pytest.approx(3.8415 / (108 + 3.8415), rel=1e-3)
+    low, high = shifts.rate_interval(24, 24)
+    assert high == 1.0 and 0.85 < low < 0.87
+    low, high = shifts.rate_interval(12, 24)
+    assert low < 0.5 < high and high - 0.5 == pytest.approx(0.5 - low)
+    assert shifts.rate_interval(0, 0) == (0.0, 1.0)

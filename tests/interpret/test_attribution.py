@@ -143,7 +143,7 @@ def test_text_attribution_finds_the_sentiment_word(monkeypatch):
         ("i thought the story was superb overall", 1, "superb"),
         ("honestly the acting felt dreadful to me", 0, "dreadful"),
     ]:
-        res = attribute_text(model, tok, text, n_steps=64)
+        res = attribute_text(model, tok, text, n_steps=64, warn=False)  # notes: tested below
         assert res.target == label
         assert res.tokens[0] == "[CLS]" and res.tokens[-1] == "[SEP]"
         assert res.tokens[int(np.argmax(res.values))] == word  # the word that decides, and it helps
@@ -202,3 +202,15 @@ def test_a_pad_reference_that_scores_the_class_is_noted_and_mask_is_offered(monk
     assert masked.word_values == pytest.approx([0.1, 0.2, 0.1], abs=1e-4)
     with pytest.raises(ValueError, match="not one of"):
         attribute_text(model, tok, "the cars", reference="zero")
+
+
+def test_the_note_compares_the_reference_margin_with_the_text_margin():
+    from dlnb.interpret.attribution import _reference_note
+
+    held = _reference_note(torch.tensor([0.0, 2.33]), torch.tensor([0.0, 2.11]), 1, "pad")
+    assert "alone puts class 1 2.11 above the next class" in held and "Try reference='mask'" in held
+    assert _reference_note(torch.tensor([0.0, 2.33]), torch.tensor([0.0, 0.5]), 1, "pad") == ""
+    assert _reference_note(torch.tensor([1.0, 0.0]), torch.tensor([0.0, 3.0]), 0, "mask") == ""
+    assert "Try reference='unk'" in _reference_note(
+        torch.tensor([0.0, 1.0]), torch.tensor([0.0, 0.9]), 1, "mask"
+    )

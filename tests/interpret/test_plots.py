@@ -75,3 +75,35 @@ def test_tokens_html_escapes_and_colours():
     assert "rgb(102,191,102)" in out  # full support: green
     assert "rgb(255,102,102)" in out  # full opposition: red
     assert iplot.normalise_heatmap(np.zeros((3, 3))).max() == 0
+
+
+def test_maps_say_what_their_sanity_check_found(patch_model, patch_data):
+    import matplotlib.pyplot as plt
+
+    from dlnb.interpret.sanity import SanityResult
+
+    x, _ = patch_data
+    results = {m: attribute(patch_model, x[:1], 1, m) for m in ("saliency", "gradcam", "occlusion")}
+    sanity = {
+        "saliency": SanityResult("saliency", "cascading", ["all"], [0.1], 0.5, [0.1, 0.12, 0.08]),
+        "gradcam": SanityResult("gradcam", "cascading", ["all"], [0.62], 0.5, [0.6, 0.62, 0.64]),
+    }
+    assert iplot.evidence_label("saliency", sanity) == "sanity check passed (0.10)"
+    assert iplot.evidence_label("gradcam", sanity) == "sanity check FAILED (0.62): not evidence"
+    assert iplot.evidence_label("occlusion", sanity) == "not sanity-checked"
+    fig, axes = iplot.plot_methods(iplot.as_image(x[0]), results, sanity=sanity)
+    titles = {ax.get_title().split("\n")[0]: ax.title for ax in axes[1:]}
+    assert "passed (0.10)" in titles["saliency"].get_text()
+    assert "FAILED (0.62)" in titles["gradcam"].get_text()
+    assert "not sanity-checked" in titles["occlusion"].get_text()
+    assert (
+        titles["gradcam"].get_color() == "tab:red" and titles["occlusion"].get_color() == "tab:red"
+    )
+    assert titles["saliency"].get_color() != "tab:red"
+    cascade = SanityResult("saliency", "cascading", ["a", "b", "c"], [0.5, 0.3, 0.1], 0.5)
+    full = SanityResult("occlusion", "full", ["all layers"], [0.2], 0.5)
+    fig, ax = iplot.plot_sanity([cascade, full])
+    xs = [line.get_xdata().tolist() for line in ax.lines[:2]]
+    assert xs == [[0, 1, 2, 3], [0, 3]]  # the all-at-once point sits at the last step
+    assert "occlusion (all at once)" in [t.get_text() for t in ax.get_legend().get_texts()]
+    plt.close("all")

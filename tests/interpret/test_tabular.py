@@ -48,3 +48,50 @@ def test_xgboost_importances_find_the_informative_features():
         xgboost_importance(clf, "shap", x[:, :3])
     with pytest.raises(ValueError, match="has 3 values for 5 features"):
         importance_table({"bad": np.ones(3)}, [f"x{i}" for i in range(5)])
+
+
+def test_xgboost_contributions_add_up_to_the_margin():
+    import xgboost
+
+    from dlnb.interpret.tabular import xgboost_contributions
+
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(200, 4)).astype(np.float32)
+    clf = xgboost.XGBClassifier(n_estimators=10, max_depth=2).fit(x, (x[:, 0] > 0).astype(int))
+    contributions = xgboost_contributions(clf, x[:7])
+    assert contributions.shape == (7, 4)
+    bias = clf.get_booster().predict(xgboost.DMatrix(x[:7]), pred_contribs=True)[:, -1]
+    np.testing.assert_allclose(
+        contributions.sum(1) + bias, clf.predict(x[:7], output_margin=True), rtol=1e-5, atol=1e-5
+    )
+
+
+def test_ranking_agreement_reports_both_correlations_and_their_difference():
+    from dlnb.interpret.tabular import ranking_agreement
+
+    rng = np.random.default_rng(0)
+    weights = np.array([5.0, 4.0, 3.0, 2.0, 1.0, 0.5])
+    rows = rng.normal(size=(60, 6)) * weights
+    same = rows + rng.normal(scale=0.05, size=rows.shape)  # the exact method: the same ranking
+    reversed_gain = weights[::-1].copy()  # a global importance that ranks them the other way
+    names = [f"x{i}" for i in range(6)]
+    agreement = ranking_agreement(rows, same, reversed_gain, names, resamples=200)
+    assert agreement.exact[0] == pytest.approx(1.0) and agreement.fixed[0] == pytest.approx(-1.0)
+    low, high = agreement.exact[1:]
+    assert low <= 1.0 <= high + 1e-9 and agreement.rows == 60
+    assert agreement.effect.verdict == "better" and agreement.effect.low > 0
+    text = agreement.markdown(top=2)
+    assert "It agrees more with TreeSHAP than with gain" in text
+    assert "x0 (#1 under TreeSHAP, #6 under gain); x1 (#2 under TreeSHAP, #5 under gain)" in text
+    noise = ranking_agreement(
+        rows, rng.normal(size=rows.shape), rng.random(6), names, resamples=200
+    )
+    assert noise.effect.verdict == "within noise"
+    assert "within noise of each other" in noise.markdown()
+    flipped = ranking_agreement(rows, -same[:, ::-1], weights, names, resamples=200)
+    assert (
+        flipped.effect.verdict == "worse"
+        and "more with gain than with TreeSHAP" in flipped.markdown()
+    )
+    with pytest.raises(ValueError, match="Shapes do not match"):
+        ranking_agreement(rows, same[:, :5], weights, names)

@@ -150,3 +150,57 @@ def test_text_view(monkeypatch):
     assert isinstance(fig, Figure) and "negative" in fig.axes[0].get_title(loc="left")
     with pytest.raises(ValueError, match="at least one text"):
         TextAttributionView(model, tok, [], ["negative", "positive"])
+
+
+def test_the_explorer_opens_on_a_method_that_passed_and_labels_the_others():
+    from dlnb.interpret.sanity import SanityResult
+
+    model = tiny_models.train_patch_cnn()
+    x, _, _ = tiny_models.patch_images(2, seed=5)
+    sanity = {
+        "integrated_gradients": SanityResult(
+            "integrated_gradients", "cascading", ["all"], [0.62], 0.5, [0.6, 0.62, 0.64, 0.62]
+        ),
+        "gradcam": SanityResult("gradcam", "cascading", ["all"], [0.05], 0.5, [0.04, 0.06, 0.05]),
+    }
+    ex = ImageAttributionExplorer(
+        model, x, methods=("integrated_gradients", "saliency", "gradcam"), sanity=sanity, n_steps=8
+    )
+    assert ex.state["method"] == "gradcam" and ex.result.method == "gradcam"
+    labels = [label for label, _ in ex.controls["method"].options]
+    assert labels[0].startswith("gradcam (sanity check passed")
+    assert labels[1] == "saliency (not sanity-checked)"
+    assert labels[2].startswith("integrated_gradients (sanity check FAILED (0.62): not evidence")
+    assert "sanity check passed" in ex.status.value
+    ex.set(method="integrated_gradients")
+    assert "FAILED" in ex.status.value
+    overlay = ex.figure().axes[1]
+    assert "FAILED" in overlay.get_title() and overlay.title.get_color() == "tab:red"
+
+
+def test_text_view_names_plain_strings_shows_its_card_and_its_check(monkeypatch):
+    from matplotlib.figure import Figure
+
+    from dlnb.interpret.sanity import SanityResult
+
+    tok = tiny_models.minilm_tokenizer()
+    model = tiny_models.train_sentiment_model(tok)
+    names = list(np.array(["negative", "positive"]))  # numpy strings, as a dataset gives them
+    view = TextAttributionView(
+        model, tok, ["the film was great"], names, n_steps=8, about="**The model:** a test."
+    )
+    assert "np.str_" not in view.figure().axes[0].get_title(loc="left")
+    assert "'positive'" in view.figure().axes[0].get_title(loc="left")
+    assert "not sanity-checked" in view.status.value
+    checked = SanityResult(
+        "layer_integrated_gradients", "cascading", ["all"], [0.1], 0.5, [0.1, 0.1]
+    )
+    view.sanity = checked
+    view.update()
+    assert "sanity check passed" in view.status.value
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda obj: shown.append(obj))
+    monkeypatch.setenv("DLNB_HEADLESS", "1")
+    view._ipython_display_()
+    assert "**The model:** a test." in shown[0].data and isinstance(shown[1], Figure)
+    assert len(view.card.outputs) == 1  # the same card inside the live widget

@@ -8,29 +8,29 @@ import pytest
 
 from dlnb.lifecycle.regression import (
     MetricRegression,
+    _is_higher_better,
+    _read_baseline,
+    _write_baseline,
     check_metrics,
-    is_higher_better,
-    read_baseline,
-    write_baseline,
 )
 
 
 @pytest.fixture
 def baseline(tmp_path):
     path = tmp_path / "baselines" / "model.json"
-    write_baseline(path, {"accuracy": 0.90, "val_loss": 0.30}, how="unit test")
+    _write_baseline(path, {"accuracy": 0.90, "val_loss": 0.30}, how="unit test")
     return path
 
 
 def test_the_direction_comes_from_the_name():
-    assert is_higher_better("accuracy") and is_higher_better("macro_f1")
-    assert is_higher_better("roc_auc") and is_higher_better("throughput")
+    assert _is_higher_better("accuracy") and _is_higher_better("macro_f1")
+    assert _is_higher_better("roc_auc") and _is_higher_better("throughput")
     for name in ("loss", "val_loss", "test-error", "rmse", "p50_ms", "duration_s", "ECE"):
-        assert not is_higher_better(name), name
+        assert not _is_higher_better(name), name
 
 
 def test_a_baseline_records_the_metrics_and_how_and_when(baseline):
-    stored = read_baseline(baseline)
+    stored = _read_baseline(baseline)
     assert stored["metrics"] == {"accuracy": 0.9, "val_loss": 0.3}
     assert stored["measured"]["how"] == "unit test" and stored["measured"]["when"][:2] == "20"
     assert "torch" in stored["measured"]["versions"]
@@ -62,7 +62,7 @@ def test_a_regression_in_the_bad_direction_fails_with_the_table(baseline, now, b
 
 
 def test_exactly_at_the_tolerance_passes_despite_rounding(tmp_path):
-    write_baseline(tmp_path / "b.json", {"accuracy": 0.8})
+    _write_baseline(tmp_path / "b.json", {"accuracy": 0.8})
     assert 0.8 - 0.1 > 0.7  # what float arithmetic gives
     assert check_metrics({"accuracy": 0.7}, tmp_path / "b.json", tolerance=0.1).passed
     with pytest.raises(MetricRegression):

@@ -96,7 +96,7 @@ def test_an_alert_and_a_better_candidate_promote_it_and_record_why(state, tmp_pa
     table = decisions_table(state)
     assert table.action.tolist() == ["promoted"] and table.seconds[0] > 0
     assert json.loads((state / "state.json").read_text())["last_decision"]["action"] == "promoted"
-    from dlnb.lifecycle.tracking import runs_table
+    from dlnb.train.tracking import runs_table
 
     runs = runs_table("dlnb-retrain", root=tmp_path / "mlflow")
     assert runs["run"].tolist() == ["retrain step 1"] and runs["tags.action"][0] == "promoted"

@@ -93,8 +93,8 @@ def test_fit_table_trains_on_one_thread_by_default(monkeypatch):
 
 
 def test_the_saved_model_card_holds_the_fit_results_and_pins_the_files(trained):
-    from dlnb.deploy.card import ModelCard
     from dlnb.lifecycle import inspect_model
+    from dlnb.train.card import ModelCard
 
     model, saved = trained
     card = ModelCard.read(saved)
@@ -126,3 +126,67 @@ def test_fit_table_passes_callbacks_to_fit_after_early_stopping():
     config = TrainConfig(epochs=3, progress=False)
     fit_table(table, config=config, params={"width": 8}, patience=10, callbacks=[counter])
     assert len(counter.seen) == 3
+
+
+def _trained_with(monkeypatch, table, **options) -> tuple[TrainConfig, object]:
+    """The TrainConfig `fit_table` hands to `fit` (the fit itself skipped), and the model."""
+    from dlnb.train import loop
+
+    seen: list[TrainConfig] = []
+    monkeypatch.setattr(loop, "fit", lambda net, loaders, config, *a, **k: seen.append(config))
+    model = fit_table(table, **options)
+    assert len(seen) == 1
+    return seen[0], model
+
+
+def test_fit_table_keeps_every_training_setting_the_caller_made(monkeypatch):
+    table = from_csv(_frame(80, 0), "label")
+    mine = TrainConfig(
+        epochs=2, lr=3e-3, weight_decay=0.02, seed=7, class_weight="balanced", progress=False
+    )
+    used, model = _trained_with(
+        monkeypatch, table, model="ft_transformer", config=mine, seed=1, params={"n_blocks": 1}
+    )
+    assert (used.lr, used.weight_decay, used.seed) == (3e-3, 0.02, 7)
+    assert (used.epochs, used.class_weight, used.progress) == (2, "balanced", False)
+    assert mine == TrainConfig(
+        epochs=2, lr=3e-3, weight_decay=0.02, seed=7, class_weight="balanced", progress=False
+    ), "the caller's config object is left as it was"
+    assert (model.params["lr"], model.params["weight_decay"]) == (3e-3, 0.02)  # what trained
+
+
+def test_fit_table_fills_only_unset_settings_with_the_model_defaults(monkeypatch):
+    from dlnb.tabular.models import DEFAULTS
+
+    table = from_csv(_frame(80, 0), "label")
+    own = DEFAULTS["ft_transformer"]
+    assert (own["lr"], own["weight_decay"]) != (TrainConfig().lr, TrainConfig().weight_decay)
+    config = TrainConfig(epochs=2, class_weight="balanced", progress=False)
+    used, _ = _trained_with(
+        monkeypatch, table, model="ft_transformer", config=config, seed=4, params={"n_blocks": 1}
+    )
+    assert (used.lr, used.weight_decay) == (own["lr"], own["weight_decay"])
+    assert (used.seed, used.loss, used.epochs, used.class_weight) == (
+        4,
+        "cross_entropy",
+        2,
+        "balanced",
+    )
+    used, _ = _trained_with(monkeypatch, table, config=config, params={"lr": 5e-4, "width": 8})
+    assert used.lr == 5e-4 and used.weight_decay == DEFAULTS["mlp"]["weight_decay"]
+    used, _ = _trained_with(monkeypatch, table, params={"width": 8})  # no config at all
+    assert (used.epochs, used.progress, used.lr) == (50, False, DEFAULTS["mlp"]["lr"])
+
+
+def test_fit_table_trains_regression_with_mse_and_refuses_conflicting_settings(monkeypatch):
+    rng = np.random.default_rng(0)
+    frame = pd.DataFrame({"x": rng.normal(size=80), "y": rng.normal(size=80)})
+    used, model = _trained_with(
+        monkeypatch, from_csv(frame, "y"), config=TrainConfig(epochs=1), params={"width": 8}
+    )
+    assert model.task == "regression" and used.loss == "mse"
+    table = from_csv(_frame(80, 0), "label")
+    with pytest.raises(ValueError, match="binary table trains with loss='cross_entropy'"):
+        fit_table(table, config=TrainConfig(loss="mse"), params={"width": 8})
+    with pytest.raises(ValueError, match="lr is set twice"):
+        fit_table(table, config=TrainConfig(lr=3e-3), params={"lr": 1e-4, "width": 8})

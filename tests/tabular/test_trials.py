@@ -37,7 +37,7 @@ def test_a_pruned_neural_trial_counts_against_the_budget_and_is_never_chosen(mon
     monkeypatch.setattr(
         tabular_trials, "_run_neural", lambda *a, **k: calls.append(a[-1]) or real(*a, **k)
     )
-    monkeypatch.setattr("dlnb.lifecycle.tuning.default_pruner", _PruneTheSecondTrial)
+    monkeypatch.setattr("dlnb.train.tuning.default_pruner", _PruneTheSecondTrial)
     budget = Budget(trials=3, train=TrainConfig(epochs=3, progress=False))
     args = ("mlp", table.task, data, pre, 2, budget, {}, CPU, 0, 1)
     best = tune_model(*args, progress=True)
@@ -49,7 +49,7 @@ def test_a_pruned_neural_trial_counts_against_the_budget_and_is_never_chosen(mon
     assert "mlp trial 2/3: pruned" in capsys.readouterr().out
 
     every_epoch_behind = optuna.pruners.ThresholdPruner(upper=0.0)
-    monkeypatch.setattr("dlnb.lifecycle.tuning.default_pruner", lambda: every_epoch_behind)
+    monkeypatch.setattr("dlnb.train.tuning.default_pruner", lambda: every_epoch_behind)
     with pytest.raises(RuntimeError, match="Every mlp trial was pruned"):
         tune_model(*args)
     no_pruning = Budget(trials=2, train=TrainConfig(epochs=3, progress=False), prune=False)

@@ -97,3 +97,30 @@ def test_scratch_encoder_learns_a_separable_task(tokenizer):
     )
     assert result["accuracy"] == 1.0
     assert result["model"].config.vocab_size == len(tokenizer)
+
+
+def test_probe_drops_constant_features_and_its_head_gives_the_same_probabilities():
+    rng = np.random.default_rng(0)
+    x = rng.normal(size=(40, 6)).astype(np.float32)
+    x[:, 2] = 1e-33 * rng.normal(size=40)  # a dead dimension, as mean-pooled MiniLM has
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).astype(int)
+    result = bl.probe_classifier((x, y), (x, y), C=1.0)
+    assert result["model"][0].get_support().tolist() == [True, True, False, True, True, True]
+    head = bl.probe_head(result["model"])
+    assert head.weight[:, 2].abs().max() == 0 and torch.isfinite(head.weight).all()
+    with torch.no_grad():
+        probs = torch.softmax(head(torch.from_numpy(x)), 1).numpy()
+    np.testing.assert_allclose(probs, result["model"].predict_proba(x), atol=1e-5)
+
+
+def test_bag_of_embeddings_learns_a_separable_task_and_masks_padding(tokenizer):
+    train = (GOOD * 4 + BAD * 4, ["positive"] * 12 + ["negative"] * 12)
+    config = TrainConfig(epochs=30, lr=3e-2, progress=False, device="cpu")
+    result = bl.bag_classifier(
+        train, train, tokenizer=tokenizer, label_names=LABELS, config=config, dim=8
+    )
+    assert result["accuracy"] == 1.0 and result["train_accuracy"] == 1.0
+    model = result["model"].eval()
+    ids = torch.tensor([[101, 2000, 102, 0, 0]])
+    padded = model(ids, torch.tensor([[1, 1, 1, 0, 0]]))
+    torch.testing.assert_close(padded, model(ids[:, :3], torch.ones(1, 3, dtype=torch.long)))

@@ -83,3 +83,20 @@ def test_loading_checks_kind_and_weights(tmp_path, tiny_checkpoint, tokenizer):
 def test_fit_text_takes_a_text_data():
     with pytest.raises(TypeError, match=r"dlnb.text.from_files\(source"):
         classifier.fit_text(pd.DataFrame({"text": ["a"], "label": ["b"]}))
+
+
+def test_a_mean_pooled_classifier_saves_and_loads_as_one(tmp_path, tiny_pretrained):
+    from dlnb.text.finetune import MeanPooledClassifier
+
+    data = reading.from_files(
+        pd.DataFrame({"text": GOOD * 3 + BAD * 3, "label": ["pos"] * 9 + ["neg"] * 9}), test=0.34
+    )
+    config = TrainConfig(epochs=2, lr=3e-3, progress=False, device="cpu")
+    model = classifier.fit_text(data, tiny_pretrained, config=config, max_length=16, pooling="mean")
+    assert isinstance(model.model, MeanPooledClassifier)
+    model.save(tmp_path / "model")
+    assert json.loads((tmp_path / "model" / "dlnb.json").read_text())["pooling"] == "mean"
+    loaded = classifier.load_text_classifier(tmp_path / "model")
+    assert isinstance(loaded.model, MeanPooledClassifier)
+    new = ["a lovely warm evening", "cold miserable rain again"]
+    torch.testing.assert_close(torch.tensor(loaded.outputs(new)), torch.tensor(model.outputs(new)))

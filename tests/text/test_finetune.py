@@ -142,3 +142,56 @@ def test_a_saved_classifier_with_other_labels_is_a_clear_error(tiny_checkpoint, 
     with pytest.raises(ValueError, match=r"trained with 2 labels .* load it with num_labels=2"):
         text.load_classifier(str(tmp_path / "two"), num_labels=3)
     assert text.load_classifier(str(tmp_path / "two"), num_labels=2).num_labels == 2
+
+
+def test_mean_pooled_classifier_starts_from_a_given_head_and_ignores_padding(tiny_checkpoint):
+    head = torch.nn.Linear(32, 2)
+    model = text.load_classifier(
+        tiny_checkpoint, 2, pretrained=False, pooling="mean", head=head, seed=0
+    )
+    assert isinstance(model, text.MeanPooledClassifier) and model.encoder.pooler is None
+    torch.testing.assert_close(model.classifier.weight, head.weight)
+    model.eval()
+    ids = torch.tensor([[101, 2000, 2001, 102, 0, 0]])
+    mask = torch.tensor([[1, 1, 1, 1, 0, 0]])
+    torch.testing.assert_close(model(ids, mask), model(ids[:, :4], mask[:, :4]))
+    other = text.load_classifier(tiny_checkpoint, 2, pretrained=False, pooling="mean", seed=1)
+    assert not torch.equal(other.classifier.weight, model.classifier.weight)
+    with pytest.raises(ValueError, match="labels x hidden size"):
+        text.load_classifier(tiny_checkpoint, 3, pretrained=False, pooling="mean", head=head)
+    with pytest.raises(ValueError, match="pooling='mean' only"):
+        text.load_classifier(tiny_checkpoint, 2, head=head)
+
+
+def test_test_probabilities_come_back_in_the_callers_order_from_one_pass(
+    tiny_checkpoint, tokenizer, monkeypatch
+):
+    """The test split is scored once (batched by length) and un-sorted for the caller."""
+    calls = []
+    original = text.predict
+
+    def counting_predict(model, loader, device=None):
+        calls.append(len(loader.dataset))
+        return original(model, loader, device)
+
+    monkeypatch.setattr(text, "predict", counting_predict)
+    test = (["a much longer lovely warm sentence here", "cold", "warm day"], [1, 0, 1])
+    result = text.finetune_classifier(
+        (GOOD + BAD, [1, 1, 1, 0, 0, 0]),
+        test,
+        label_names=LABELS,
+        checkpoint=tiny_checkpoint,
+        pretrained=False,
+        config=TrainConfig(epochs=1, lr=1e-3, progress=False, device="cpu"),
+        tokenizer=tokenizer,
+        pooling="mean",
+    )
+    assert calls == [3]
+    model = result["model"].eval()
+    with torch.no_grad():
+        for i, sentence in enumerate(test[0]):
+            enc = tokenizer([sentence], return_tensors="pt")
+            expected = torch.softmax(model(enc["input_ids"], enc["attention_mask"]), 1)[0]
+            np.testing.assert_allclose(result["test_probs"][i], expected.numpy(), atol=1e-5)
+    assert result["accuracy"] == np.mean(result["test_probs"].argmax(1) == np.array(test[1]))
+    assert 0.0 <= result["train_accuracy"] <= 1.0 and np.isfinite(result["loss"])

@@ -169,7 +169,7 @@ def test_plots_label_axes_with_tokens_and_check_shapes():
     assert [t.get_text() for t in ax.get_xticklabels()] == tokens
     assert len(fig.axes) == 2 and fig.axes[1].get_ylabel() == "attention weight"  # a colorbar
     fig2, ax2 = plot_cls_attention(maps, 0, tokens)
-    assert len(ax2.get_yticklabels()) == 2 * 2  # layers x heads
+    assert [t.get_text() for t in ax2.get_yticklabels()] == ["L1 h0", "L1 h1", "L2 h0", "L2 h1"]
     assert len(fig2.axes) == 2
     with pytest.raises(ValueError, match="one \\(queries, keys\\) matrix"):
         plot_attention(maps[0], tokens)

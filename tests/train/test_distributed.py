@@ -2,6 +2,7 @@
 processes under torchrun, against one process with the same global batch."""
 
 import textwrap
+from pathlib import Path
 
 import pytest
 import torch
@@ -41,6 +42,28 @@ def test_a_plain_process_is_rank_0_of_1(no_torchrun, capsys):
     with dd.process_group() as joined:
         assert joined is False
     assert dd.rank_device(torch.device("cuda")) == torch.device("cuda")
+
+
+def test_one_process_trains_with_a_strategy_that_leaves_the_run_as_it_is(no_torchrun, capsys):
+    from dlnb.data.resident import GpuLoader
+
+    strategy = dd.current_strategy()
+    assert type(strategy) is dd.SingleProcess
+    assert (strategy.rank, strategy.world_size, strategy.is_main) == (0, 1, True)
+    model, cpu = torch.nn.Linear(2, 1), torch.device("cpu")
+    loader = GpuLoader(torch.zeros(6, 2), torch.arange(6), batch_size=2, device="cpu")
+    assert strategy.wrap(model, cpu) is model
+    assert strategy.prepare_loaders(loader, None, seed=0) == (loader, None)
+    strategy.set_epoch(loader, 3)
+    assert loader.epoch == 3  # a loader's own epoch counts in one process too
+    assert strategy.reduce_sum({"loss": 2.5, "n": 3}) == {"loss": 2.5, "n": 3}
+    assert strategy.any_rank(True) and not strategy.any_rank(False)
+    with strategy.no_sync(model):
+        model(torch.ones(1, 2)).sum().backward()
+    assert model.weight.grad is not None
+    strategy.barrier()
+    strategy.log_start(loader, cpu)
+    assert capsys.readouterr().out == ""
 
 
 def test_backend_follows_the_hardware(no_torchrun, monkeypatch):
@@ -160,6 +183,10 @@ WORKER = textwrap.dedent("""
     with distributed.process_group():
         rank = distributed.rank()
         assert distributed.all_reduce_sum({"r": rank + 1})["r"] == 3
+        strategy = distributed.current_strategy()
+        assert isinstance(strategy, distributed.DistributedDataParallel)
+        assert (strategy.rank, strategy.world_size, strategy.is_main) == (rank, 2, rank == 0)
+        assert strategy.any_rank(rank == 1) and not strategy.any_rank(False)
         real_save = train.save_checkpoint
 
         def spy(path, payload):  # record which ranks write checkpoints
@@ -184,6 +211,10 @@ WORKER = textwrap.dedent("""
         model, history = run(3)  # a second launch of the job: resumes after epoch 2
         torch.save({"weights": model.state_dict(), "history": history.records},
                    out / f"final_rank{rank}.pt")
+    tasks = Path("/proc/self/task")  # Linux: the names of this process's threads, C++ ones too
+    if tasks.is_dir():
+        names = [(task / "comm").read_text().strip() for task in tasks.iterdir()]
+        (out / f"threads_rank{rank}").write_text("\\n".join(names))
 """)
 
 
@@ -227,3 +258,9 @@ def test_two_gloo_processes_match_one_process_with_the_same_global_batch(
     assert (tmp_path / "saved_by_rank0").read_text().count("saved") == 3  # 2 epochs + 1 resumed
     assert not (tmp_path / "saved_by_rank1").exists()
     assert output.count("DDP: 2 processes") == 2  # logged by rank 0 only, once per fit
+    if Path("/proc/self/task").is_dir():
+        # Leaving the group ended gloo's threads: any still running at interpreter shutdown can
+        # abort a worker at exit ("terminate called without an active exception").
+        for r in (0, 1):
+            threads = (tmp_path / f"threads_rank{r}").read_text().split()
+            assert not [name for name in threads if "gloo" in name], threads

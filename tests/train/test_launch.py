@@ -1,10 +1,13 @@
 """The torchrun launcher: the command it builds, streamed output, failures and timeouts."""
 
+import os
 import sys
 import textwrap
+from pathlib import Path
 
 import pytest
 
+from dlnb.train import launch as launch_module
 from dlnb.train.launch import LaunchError, launch, torchrun_command
 
 
@@ -28,6 +31,17 @@ def test_multi_node_flags_replace_the_standalone_rendezvous():
     ]
     with pytest.raises(ValueError, match="at least 1"):
         torchrun_command("train.py", nproc=0)
+
+
+def test_workers_import_this_dlnb_and_keep_the_callers_path(monkeypatch):
+    monkeypatch.setenv("PYTHONPATH", "elsewhere")
+    env = launch_module._child_env(2, {"EXTRA": "1"})
+    first, rest = env["PYTHONPATH"].split(os.pathsep, 1)
+    assert (
+        Path(first, "dlnb", "train", "launch.py").resolve()
+        == Path(launch_module.__file__).resolve()
+    )
+    assert rest == "elsewhere" and env["EXTRA"] == "1" and env["PYTHONUNBUFFERED"] == "1"
 
 
 def test_missing_script_is_named(tmp_path):

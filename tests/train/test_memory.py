@@ -7,7 +7,7 @@ import torch
 from torch import nn
 
 from dlnb.models import LeNet5
-from dlnb.train.memory import find_batch_size, is_out_of_memory
+from dlnb.train.memory import _is_out_of_memory, find_batch_size
 from tests.train.helpers import assert_same_weights
 
 pytestmark = pytest.mark.usefixtures("single_thread")
@@ -54,8 +54,8 @@ def test_find_batch_size_knows_cpu_allocator_failures_and_gives_up_clearly():
         )
     with pytest.raises(ValueError, match="LeNet5 expects"):  # other errors are not swallowed
         find_batch_size(LeNet5(), torch.randn(3, 28, 28), start=8, device="cpu")
-    assert is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
-    assert not is_out_of_memory(RuntimeError("shape mismatch"))
+    assert _is_out_of_memory(RuntimeError("DefaultCPUAllocator: can't allocate memory"))
+    assert not _is_out_of_memory(RuntimeError("shape mismatch"))
 
 
 @pytest.mark.gpu
@@ -63,3 +63,14 @@ def test_find_batch_size_on_cuda():
     sample = torch.randn(1, 28, 28, generator=torch.Generator().manual_seed(0))
     big = find_batch_size(LeNet5(), sample, start=2**21, device="cuda", verbose=False)
     assert 1 <= big <= 2**21
+
+
+def test_describe_batch_search_tells_a_limit_from_a_starting_value():
+    from dlnb.train.memory import describe_batch_search
+
+    limit = describe_batch_search(512, 2048, "cuda")
+    assert "fits with at most 512 examples per batch (the search started at 2,048" in limit
+    start = describe_batch_search(2048, 2048, "cpu")
+    assert "returned its starting value, 2,048" in start and "this is not a limit" in start
+    assert "On a CPU, RAM does not run out" in start
+    assert "Start the search higher" in describe_batch_search(2048, 2048, "cuda")

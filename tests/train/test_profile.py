@@ -64,3 +64,22 @@ def test_profile_steps_checks_its_arguments():
         profile_steps(MLP(8, out_features=3), _loader(), TrainConfig(device="cpu"), steps=0)
     with pytest.raises(ValueError, match="empty loader"):
         profile_steps(MLP(8, out_features=3), [], TrainConfig(device="cpu"), warmup=1)
+
+
+def test_describe_profile_takes_every_number_from_the_profiles():
+    from dlnb.train.profile import StepProfile, describe_profile
+
+    def made(data_ms: float) -> StepProfile:
+        phases = {"data": data_ms, "forward": 2.0, "loss": 0.5, "backward": 3.0, "optimizer": 1.0}
+        ops = {"aten::conv2d": 1.5, "aten::addmm": 0.5, "aten::relu": 0.25, "aten::add": 0.1}
+        return StepProfile("table", phases, ops, "self_cpu_time_total", "cpu", 10)
+
+    profiles = {"DataLoader": made(3.5), "resident loader": made(0.5)}
+    text = describe_profile(profiles, "DataLoader", "cpu")
+    assert "With the DataLoader, one step took 10.0 ms on cpu: data 35%, forward 20%" in text
+    assert "`aten::conv2d` (1.50 ms), `aten::addmm` (0.50 ms), `aten::relu` (0.25 ms)." in text
+    assert "3.50 ms from the DataLoader and 0.50 ms from the resident loader" in text
+    assert "(the resident loader was quicker" in text and "host times" not in text
+    slow = {"DataLoader": made(0.2), "resident loader": made(0.5)}
+    gpu = describe_profile(slow, "DataLoader", "cuda")
+    assert "(the DataLoader was quicker" in gpu and "host times" in gpu

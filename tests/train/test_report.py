@@ -1,4 +1,4 @@
-"""Classification reports (scikit-learn) and class weights."""
+"""Classification reports (scikit-learn)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from dlnb.data.loaders import make_loaders
-from dlnb.train.report import class_weights, classification_report, loader_labels, report_from_probs
+from dlnb.train.report import classification_report, report_from_probs
 
 
 def test_the_report_matches_hand_counts_on_a_small_binary_case():
@@ -47,26 +47,3 @@ def test_classification_report_of_a_model_and_a_regression_refusal():
     assert report.summary["accuracy"] == 0.75 and report.per_class.loc["yes", "recall"] == 2 / 3
     with pytest.raises(ValueError, match="regression"):
         classification_report(nn.Linear(1, 1), loader)
-
-
-def test_balanced_weights_follow_scikit_learn_and_lists_are_checked():
-    from sklearn.utils.class_weight import compute_class_weight
-
-    labels = np.array([0] * 9 + [1] * 3)
-    expected = compute_class_weight("balanced", classes=np.array([0, 1]), y=labels)
-    assert np.allclose(class_weights("balanced", labels).numpy(), expected)
-    assert class_weights([1, 4], labels).tolist() == [1.0, 4.0]
-    with pytest.raises(ValueError, match="no training example of classes \\[1\\]"):
-        class_weights("balanced", np.array([0, 2]))
-    with pytest.raises(ValueError, match="one positive weight"):
-        class_weights([1.0, -1.0], labels)
-
-
-def test_loader_labels_reads_every_kind_of_loader():
-    x, y = torch.randn(20, 2), torch.arange(20) % 3
-    host = make_loaders(x, y, valid_fraction=0.25, seed=1)
-    resident = make_loaders(x, y, valid_fraction=0.25, seed=1, device="cpu")
-    assert sorted(loader_labels(host.train)) == sorted(loader_labels(resident.train))
-    assert len(loader_labels(host.train)) == 15
-    streamed = [(x[:4], y[:4]), (x[4:8], y[4:8])]
-    assert loader_labels(streamed).tolist() == y[:8].tolist()

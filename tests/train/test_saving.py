@@ -58,7 +58,7 @@ def _net(seed: int = 0) -> nn.Module:
 def _card() -> dict:
     import pandas as pd
 
-    from dlnb.deploy.card import metrics_on
+    from dlnb.train.card import metrics_on
 
     audit = pd.DataFrame({"accuracy": [0.9, 0.8], "n": [60, 40]}, index=pd.Index(["a", "b"]))
     audit.index.name = "group"
@@ -73,7 +73,7 @@ def _card() -> dict:
 
 
 def test_a_card_is_written_pinned_to_weights_and_meta_and_survives_the_round_trip(tmp_path):
-    from dlnb.deploy.card import ModelCard
+    from dlnb.train.card import ModelCard
 
     save_model(tmp_path, _net(), {"classes": ["a", "b"]}, card=_card())
     assert {CARD, "model_card.md", WEIGHTS, META} <= {p.name for p in tmp_path.iterdir()}

@@ -1,4 +1,5 @@
-"""One batch: moving it to the device, splitting it, calling the model, the loss, the hits."""
+"""One batch: moving it to the device, splitting it, calling the model, the loss, the hits; and
+the tally of an epoch's batch losses."""
 
 from types import SimpleNamespace
 
@@ -7,7 +8,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from dlnb.train.config import NonFiniteLossError
 from dlnb.train.step import (
+    ExplosionGuard,
+    LossExplodedError,
+    LossTally,
     call_model,
     compute_loss,
     count_correct,
@@ -159,3 +164,48 @@ def test_the_guard_lets_normal_runs_and_short_spikes_through():
     assert _trips([1e-6] + [5e-3] * 100) is None  # a near-zero start: the floor of 1 holds
     assert _trips([1e6 * 0.9**i for i in range(200)]) is None  # a large-scale regression loss
     assert _trips([1e6] + [2e10] * 30) == 21  # ... which still trips if it explodes
+
+
+# --- the tally of an epoch's losses ----------------------------------------------------------------
+
+
+def _state(batches_per_epoch: int = 10) -> SimpleNamespace:
+    """The few TrainState fields a LossTally reads and writes."""
+    return SimpleNamespace(
+        epoch=2,
+        batch=0,
+        step=5,
+        batches_per_epoch=batches_per_epoch,
+        last_loss=float("nan"),
+        config=SimpleNamespace(lr=0.1),
+    )
+
+
+def test_the_tally_reads_losses_once_per_group_and_weights_them_by_examples():
+    tally, state = LossTally(ExplosionGuard(), sync_every=3), _state()
+    for batch, (loss, size) in enumerate([(1.0, 2), (3.0, 2), (2.0, 4)], start=1):
+        state.batch = batch
+        tally.add(torch.tensor(loss), size, state)
+        if batch < 3:  # still on the device: no sync yet
+            assert len(tally.pending) == batch and tally.seen == 0
+    assert tally.pending == [] and state.last_loss == 2.0
+    assert (tally.loss_sum, tally.seen) == (1.0 * 2 + 3.0 * 2 + 2.0 * 4, 8)
+    state.batch = 4
+    tally.add(torch.tensor(5.0), 1, state)
+    tally.flush(state)  # the end of the epoch reads what is left
+    assert (tally.loss_sum, tally.seen, state.last_loss) == (21.0, 9, 5.0)
+
+
+@pytest.mark.parametrize(
+    "losses, error, where",
+    [
+        ([1.0, float("nan"), 1.0], NonFiniteLossError, "became nan at epoch 2, batch 2 "),
+        ([1.0] + [1e6] * 4, LossExplodedError, "by epoch 2, batch 5: 4 of the last 4"),
+    ],
+)
+def test_the_tally_names_the_batch_whose_loss_went_bad(losses, error, where):
+    tally, state = LossTally(ExplosionGuard(window=4), sync_every=len(losses)), _state(4)
+    with pytest.raises(error, match=where):
+        for batch, loss in enumerate(losses, start=1):
+            state.batch = batch
+            tally.add(torch.tensor(loss), 1, state)

@@ -15,7 +15,13 @@ from dlnb.models import LeNet5
 from dlnb.train.config import TrainConfig
 from dlnb.train.loop import fit
 from dlnb.train.report import classification_report
-from dlnb.vision.folder import ImageClassifier, from_folder, image_inputs, load_image_classifier
+from dlnb.vision.folder import (
+    ImageClassifier,
+    from_folder,
+    image_inputs,
+    load_image_classifier,
+    write_image_folder,
+)
 from dlnb.vision.preprocess import Preprocess
 
 
@@ -104,8 +110,8 @@ def test_loading_without_an_architecture_asks_for_the_network(tmp_path):
 def test_a_saved_classifier_carries_a_card_that_says_what_it_lacks(tmp_path):
     import json
 
-    from dlnb.deploy.card import ModelCard
     from dlnb.lifecycle import ModelCardMismatch, metrics_on
+    from dlnb.train.card import ModelCard
 
     arch = {"name": "LeNet5", "num_classes": 2}
     saved = ImageClassifier(LeNet5(num_classes=2), ("a", "b"), architecture=arch).save(
@@ -124,3 +130,13 @@ def test_a_saved_classifier_carries_a_card_that_says_what_it_lacks(tmp_path):
     (scored / "dlnb.json").write_text(json.dumps({**meta, "classes": ["b", "a"]}))
     with pytest.raises(ModelCardMismatch, match="dlnb.json differs"):
         load_image_classifier(scored)
+
+
+def test_write_image_folder_writes_the_layout_from_folder_reads(tmp_path):
+    images = (np.arange(4 * 28 * 28) % 256).astype(np.uint8).reshape(4, 28, 28)
+    files = write_image_folder(images, [0, 1, 1, 0], ["five", "six"], tmp_path / "mine")
+    assert [f.parent.name for f in files] == ["five", "six", "six", "five"]
+    read = from_folder(tmp_path / "mine")
+    assert list(read.classes) == ["five", "six"] and len(read) == 4
+    with pytest.raises(ValueError, match="grey uint8 images"):
+        write_image_folder(images.astype(np.float32), [0] * 4, ["a"], tmp_path / "bad")

@@ -141,3 +141,74 @@ def test_a_run_measures_every_image_in_resident_batches(monkeypatch):
     assert result["train_accuracy"] == evaluate(model, train)["accuracy"]
     assert result["test_accuracy"] == evaluate(model, test)["accuracy"]
     assert len(result["history"]["valid_accuracy"]) == barely.epochs
+
+
+def runs(plain_test, aug_test, aug_train, valid_curve=(0.90, 0.91, 0.92, 0.93)):
+    """A frame of plain and augmented runs, one per seed; the plain model's clean train accuracy
+    reaches 0.99 at epoch 2, 1.0 at epoch 3, and its validation accuracy follows `valid_curve`."""
+    history = History(
+        [{"epoch": e + 1, "clean_train_accuracy": min(1.0, 0.95 + 0.04 * e), "valid_accuracy": v}
+         for e, v in enumerate(valid_curve)]
+    )  # fmt: skip
+    rows = []
+    for seed, (p, a, t) in enumerate(zip(plain_test, aug_test, aug_train, strict=True)):
+        rows.append({"method": "plain", "seed": seed, "train_accuracy": 1.0, "test_accuracy": p,
+                     "history": history})  # fmt: skip
+        rows.append({"method": "augmentation", "seed": seed, "train_accuracy": t,
+                     "test_accuracy": a, "history": history})  # fmt: skip
+    return pd.DataFrame(rows)
+
+
+PLAIN = (0.930, 0.928, 0.932)
+
+
+def test_overfit_effects_pair_test_accuracy_and_the_gap_over_seeds():
+    frame = runs(PLAIN, (0.960, 0.957, 0.962), (0.996, 0.995, 0.997))
+    effects = overfit.overfit_effects(frame)
+    gain, change, left = effects["test_gain"], effects["gap_change"], effects["gap_left"]
+    assert gain.diff == pytest.approx(0.0297, abs=1e-4) and gain.verdict == "better"
+    assert change.diff == pytest.approx(0.036333 - 0.07, abs=1e-5)
+    assert change.verdict == "better" and not change.higher_is_better  # a smaller gap is better
+    assert left.diff == pytest.approx(0.036333, abs=1e-5) and left.verdict == "better"
+
+
+def test_the_overfit_summary_says_augmentation_reduces_overfitting_without_removing_it():
+    text = overfit.overfit_summary(runs(PLAIN, (0.960, 0.957, 0.962), (0.996, 0.995, 0.997)), 2000)
+    assert "The plain model memorises" in text and "1.000 on every seed" in text
+    # anchored where train accuracy first reaches 1.000 (epoch 3), not 0.99 (epoch 2)
+    assert "first reaches 1.000 at epoch 3" in text
+    assert "still rises, slowly: +0.010 on average" in text and "remaining 1 epoch" in text
+    assert "**Augmentation raises test accuracy** (about 59 more" in text
+    assert "It narrows the gap" in text and "does not remove it" in text
+    assert "fixes" not in text and "stalls" not in text
+
+
+def test_the_overfit_summary_follows_a_gain_within_noise_and_a_flat_validation_curve():
+    frame = runs(
+        PLAIN, (0.950, 0.915, 0.925), (0.97, 0.94, 0.95), valid_curve=(0.9, 0.91, 0.92, 0.92)
+    )
+    text = overfit.overfit_summary(frame, 2000)
+    assert "effect on test accuracy is not resolved" in text and "within noise" in text
+    assert "barely moves: +0.000 on average" in text and "still rises" not in text
+
+
+def test_the_overfit_summary_says_when_the_model_never_memorised():
+    frame = runs(PLAIN, (0.960, 0.957, 0.962), (0.996, 0.995, 0.997))
+    frame["history"] = [
+        History([{"epoch": 1, "clean_train_accuracy": 0.9, "valid_accuracy": 0.8}])
+    ] * 6
+    assert "never reached 1.000" in overfit.overfit_summary(frame, 2000)
+
+
+def test_a_gap_the_seeds_agree_on_is_said_as_one_value_not_a_zero_width_interval():
+    frame = runs(PLAIN, (0.960, 0.957, 0.962), (0.997, 0.994, 0.999))  # gap 0.037 on each seed
+    text = overfit.overfit_summary(frame, 2000)
+    assert "its own gap is 0.037 on every seed" in text and "+0.037 to +0.037" not in text
+
+
+def test_the_fit_summary_reads_the_loss_gap():
+    assert "no higher than the training loss" in overfit.fit_summary(3, 0.05, 0.04, 0.98, 10_000)
+    slight = overfit.fit_summary(3, 0.05, 0.06, 0.98, 10_000)
+    assert slight.startswith("After 3 epochs the training loss is 0.0500")
+    assert "only slightly above" in slight and "0.9800 on 10,000 digits" in slight
+    assert "started to memorise" in overfit.fit_summary(3, 0.01, 0.05, 0.97, 10_000)

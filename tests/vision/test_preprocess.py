@@ -87,3 +87,10 @@ def test_preprocess_rejects_bad_input_clearly(bad, error, match):
 def test_preprocess_checks_its_settings():
     with pytest.raises(ValueError, match="at least size"):
         Preprocess(size=224, resize=200)
+
+
+def test_a_preprocess_prints_as_a_plain_sentence():
+    text = str(Preprocess(size=224, resize=256))
+    assert text.startswith("resize the shorter side to 256 px (bilinear), centre-crop 224 x 224")
+    assert "mean (0.485, 0.456, 0.406)" in text and "std (0.229, 0.224, 0.225)" in text
+    assert repr(Preprocess()).startswith("Preprocess(size=224")  # the repr stays exact

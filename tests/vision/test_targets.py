@@ -6,13 +6,12 @@ import numpy as np
 import pytest
 import torch
 
-from dlnb.data.registry import DatasetUnavailable
 from dlnb.models import LeNet5
 from dlnb.vision import targets
 from dlnb.vision.augment import TrainAugment
 from dlnb.vision.backbones import TransferNet
 from dlnb.vision.cifar import CIFAR10_CLASSES
-from dlnb.vision.datasets import as_mnist
+from dlnb.vision.datasets import MNIST_MEAN, MNIST_STD, as_mnist
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -105,27 +104,47 @@ def test_the_cifar_setup_prepares_images_for_each_network(fake_cifar):
         assert setup.scratch.build(10)(setup.scratch.prepare(task.images[:2])).shape == (2, 10)
 
 
-def test_the_digits_setup_copies_the_source():
-    source = LeNet5()
-    setup = targets.digits_setup(source, pool_per_class=10, valid_per_class=5)
+@pytest.fixture
+def fake_mnist(monkeypatch):
+    """MNIST as 300 training and 100 test images of noise, labels 0..9 in turn."""
+    arrays = fake_arrays(n_train=300, n_test=100, shape=(28, 28))
+
+    def load(name, split=None):
+        assert name == "mnist"
+        return arrays[split]
+
+    monkeypatch.setattr(targets, "load", load)
+    return arrays
+
+
+def test_an_image_task_can_keep_only_some_classes_relabelled_in_order(fake_mnist):
+    task = targets.image_task("mnist", 4, 2, test_size=None, classes=(7, 5))
+    assert task.classes == ("7", "5") and task.name == "mnist 7, 5" and disjoint(task)
+    assert (len(task.pool), len(task.valid), len(task.test)) == (8, 4, 20)  # 10 of each in test
+    shown = fake_mnist["train"]["x"]
+    for row in task.pool:  # each image is one of the training 7s (label 0) or 5s (label 1)
+        found = np.flatnonzero((shown == task.images[row]).all(axis=(1, 2)))
+        assert fake_mnist["train"]["y"][found[0]] == (7, 5)[task.labels[row]]
+    assert targets.image_task("mnist", 2, 1, classes=(5, 6, 7)).name == "mnist 5-7"
+    with pytest.raises(ValueError, match="at least two different labels"):
+        targets.image_task("mnist", classes=(5,))
+
+
+def test_the_new_digits_setup_moves_a_copy_of_the_source_to_digits_it_never_saw(fake_mnist):
+    source = LeNet5(num_classes=5)
+    setup = targets.new_digits_setup(source, pool_per_class=6, valid_per_class=3, test_size=None)
+    assert setup.task.classes == tuple("56789") and "0-4" in setup.source
+    assert set(setup.task.labels) == set(range(5))
     with torch.no_grad():
-        source.classifier[1].weight.zero_()  # later changes to the source do not leak in
-    net = setup.pretrained.build(10)
-    assert net.body[2].weight.abs().sum() > 0 and source.classifier[1].weight.abs().sum() == 0
-    assert setup.pretrained.prepare(setup.task.images[:2]).shape == (2, 1, 28, 28)
-
-
-def test_choose_target_prefers_cifar10_and_falls_back_offline(monkeypatch):
-    def offline(name, split=None):
-        raise DatasetUnavailable(
-            "Dataset 'cifar10' could not be loaded from any source:\n- download x: URLError: no"
-        )
-
-    monkeypatch.setattr(targets, "load", offline)
-    name, why = targets.choose_target("auto")
-    assert name == "digits" and "URLError" in why
-    assert targets.choose_target("cifar10") == ("cifar10", "asked for")
-    monkeypatch.setattr(targets, "load", lambda name, split=None: {})
-    assert targets.choose_target() == ("cifar10", "CIFAR-10 is available")
-    with pytest.raises(ValueError, match="Unknown target 'imagenet'"):
-        targets.choose_target("imagenet")
+        source.features[0].weight.zero_()  # later changes to the source do not leak in
+    net = setup.pretrained.build(5)
+    assert net.num_features == 400 and net.head.out_features == 5  # cut after the convolutions
+    assert net.body[0][0].weight.abs().sum() > 0
+    scratch = setup.scratch.build(5)
+    assert scratch.num_features == 84  # the whole LeNet-5, from scratch
+    inputs = setup.pretrained.prepare(setup.task.images[:2])
+    assert inputs.shape == (2, 1, 28, 28)
+    expected = (setup.task.images[:2] / 255.0 - MNIST_MEAN) / MNIST_STD  # normalised, not resized
+    np.testing.assert_allclose(inputs[:, 0].numpy(), expected, atol=1e-5)
+    with pytest.raises(ValueError, match="among the source's"):
+        targets.new_digits_setup(source, target_digits=(4, 5))

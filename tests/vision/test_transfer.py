@@ -11,37 +11,57 @@ import torch
 from dlnb import experiments
 from dlnb.data.loaders import per_class_subset
 from dlnb.models import LeNet5
+from dlnb.train.config import TrainConfig
 from dlnb.train.history import History
 from dlnb.vision import augment, targets
 from dlnb.vision import transfer as vt
+from dlnb.vision.augment import digit_augment
+from dlnb.vision.datasets import as_mnist
 
 pytestmark = pytest.mark.usefixtures("single_thread", "one_blas_thread")
 
 TINY = vt.Budget(
+    train=TrainConfig(
+        epochs=2, scheduler="onecycle", weight_decay=0.01, progress=False, device="cpu"
+    ),
     scratch_steps=6,
     fine_tune_steps=4,
-    epochs=2,
     batch_size=8,
     scratch_lrs=(1e-3, 1e-2),
     fine_tune_lrs=(1e-4, 1e-3),
     cs=(0.1, 1.0),
-    device="cpu",
 )
 
 
 @pytest.fixture(scope="module")
 def setup():
+    """scikit-learn's 8x8 digits (small and offline) with a LeNet-5 'pretrained' at random."""
     torch.manual_seed(0)
-    return targets.digits_setup(LeNet5(), pool_per_class=6, valid_per_class=4, seed=0)
+    weights = LeNet5().state_dict()
+    return targets.Setup(
+        targets.digits_task(pool_per_class=6, valid_per_class=4, seed=0),
+        targets.lenet_network(as_mnist, weights, augment=digit_augment(), name="pretrained"),
+        targets.lenet_network(as_mnist, augment=digit_augment(), name="scratch"),
+        "random weights",
+    )
 
 
 def test_a_budget_refuses_what_cannot_run():
     with pytest.raises(ValueError, match="one step per epoch"):
-        vt.Budget(fine_tune_steps=2, epochs=3)
+        vt.Budget(fine_tune_steps=2, train=TrainConfig(epochs=3))
     with pytest.raises(ValueError, match="batch_size"):
         vt.Budget(batch_size=0)
     with pytest.raises(ValueError, match="at least one learning rate"):
         vt.Budget(scratch_lrs=())
+
+
+def test_a_budget_describes_itself_in_two_lines():
+    lines = TINY.describe().splitlines()
+    assert lines[0] == (
+        "networks: 6 steps from scratch, 4 fine-tuning, batches of 8, 2 epochs of adamw "
+        "(onecycle schedule, weight decay 0.01) on cpu"
+    )
+    assert lines[1].startswith("tried on validation: learning rates 0.001, 0.01 (from scratch)")
 
 
 def test_logistic_regression_picks_its_c_on_the_validation_set(setup):
@@ -87,6 +107,27 @@ def test_a_network_takes_the_same_steps_however_small_its_training_set(setup):
         assert not torch.equal(model.head.weight, before)
 
 
+def test_a_run_trains_with_the_callers_config_setting_only_its_rate_and_seed(setup, monkeypatch):
+    configs: list[TrainConfig] = []
+
+    def spy(model, loaders, config, device=None):
+        configs.append(config)
+        history = History()
+        history.records.append({"epoch": 1, "valid_accuracy": 0.5})
+        return history
+
+    monkeypatch.setattr(vt, "fit", spy)
+    train = replace(TINY.train, label_smoothing=0.1, grad_clip=1.0, optimizer="sgd")
+    budget = replace(TINY, train=train)
+    rows = setup.task.pool[per_class_subset(setup.task.pool_labels, 1, seed=0)]
+    network = setup.scratch
+    vt.train_network(
+        network, network.build(10), network.prepare(setup.task.images), setup.task, rows,
+        3e-3, 6, budget, 7, torch.device("cpu"),
+    )  # fmt: skip
+    assert configs == [replace(train, lr=3e-3, seed=7, device="cpu")]
+
+
 def test_methods_run_tune_once_per_size_and_keep_what_error_analysis_needs(setup):
     runs = vt.transfer_methods(setup, TINY)
     assert list(runs) == list(vt.METHODS)
@@ -115,7 +156,7 @@ def test_methods_run_tune_once_per_size_and_keep_what_error_analysis_needs(setup
 def test_fine_tuning_starts_from_the_probe(setup, monkeypatch):
     def no_training(network, model, inputs, task, rows, lr, steps, budget, seed, device):
         history = History()
-        history.records.append({"epoch": 1, "valid_accuracy": 0.5})
+        history.records.append({"epoch": 1, "valid_accuracy": 0.5, "valid_loss": 1.0})
         return history
 
     monkeypatch.setattr(vt, "train_network", no_training)
@@ -123,6 +164,21 @@ def test_fine_tuning_starts_from_the_probe(setup, monkeypatch):
     indices = per_class_subset(setup.task.pool_labels, 2, seed=0)
     probe, tuned = runs["probe"](indices, 0), runs["fine_tune"](indices, 0)
     np.testing.assert_allclose(tuned["test_logits"], probe["test_logits"], rtol=1e-4, atol=1e-4)
+
+
+def test_a_tie_on_validation_accuracy_goes_to_the_lower_validation_loss(setup, monkeypatch):
+    losses = {1e-3: 0.9, 3e-3: 0.4, 1e-2: 0.6}  # every rate ties at 0.5 accuracy
+
+    def tied(network, model, inputs, task, rows, lr, steps, budget, seed, device):
+        history = History()
+        history.records.append({"epoch": 1, "valid_accuracy": 0.5, "valid_loss": losses[lr]})
+        return history
+
+    monkeypatch.setattr(vt, "train_network", tied)
+    budget = replace(TINY, scratch_lrs=tuple(losses))
+    run = vt.transfer_methods(setup, budget, ("scratch",))["scratch"]
+    result = run(per_class_subset(setup.task.pool_labels, 1, seed=0), 0)
+    assert result["setting"] == 3e-3 and result["grid"] == dict.fromkeys(losses, 0.5)
 
 
 def test_unknown_or_impossible_methods_are_refused(setup):
@@ -145,7 +201,12 @@ def test_the_cifar_path_runs_every_method_on_a_fake_cifar(monkeypatch):
     monkeypatch.setattr(targets, "load", lambda name, split=None: arrays[split])
     setup = targets.cifar_setup(image_size=32, pool_per_class=3, valid_per_class=2, test_size=20)
     budget = replace(
-        TINY, scratch_steps=2, fine_tune_steps=1, epochs=1, batch_size=4, fine_tune_lrs=(1e-4,)
+        TINY,
+        train=replace(TINY.train, epochs=1),
+        scratch_steps=2,
+        fine_tune_steps=1,
+        batch_size=4,
+        fine_tune_lrs=(1e-4,),
     )
     frame = experiments.data_efficiency(
         vt.transfer_methods(setup, budget), setup.task.pool_labels, [1], [0], log=None
@@ -196,7 +257,6 @@ def test_whole_batch_reads_train_exactly_as_per_image_reads(setup):
     from torch.utils.data import DataLoader, RandomSampler, TensorDataset
 
     from dlnb.data.loaders import Loaders
-    from dlnb.train.config import TrainConfig
     from dlnb.train.loop import fit
 
     task, network = setup.task, setup.scratch
@@ -214,7 +274,7 @@ def test_whole_batch_reads_train_exactly_as_per_image_reads(setup):
         TensorDataset(inputs[task.valid], torch.from_numpy(task.labels[task.valid])), 256
     )
     config = TrainConfig(
-        epochs=2, lr=1e-2, scheduler="onecycle", weight_decay=TINY.weight_decay, seed=3,
+        epochs=2, lr=1e-2, scheduler="onecycle", weight_decay=TINY.train.weight_decay, seed=3,
         progress=False, device="cpu",
     )  # fmt: skip
     fit(torch.nn.Sequential(network.augment, theirs), Loaders(per_image, valid), config)

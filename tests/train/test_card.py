@@ -1,4 +1,4 @@
-"""The model card: data, Markdown rendering, files next to the model (dlnb.deploy.card)."""
+"""The model card: data, Markdown rendering, files next to the model (dlnb.train.card)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from dlnb.deploy import card
+from dlnb.train import card
 
 
 def _card(tmp_path, **overrides) -> card.ModelCard:
@@ -124,3 +124,11 @@ def test_describe_test_set_reads_descriptions_and_partial_records():
     assert card.describe_test_set("MNIST test, 10,000 digits") == "MNIST test, 10,000 digits"
     assert card.describe_test_set({"name": "t", "size": 1200}) == "t, 1,200 examples"
     assert card.describe_test_set({"name": "t"}) == "t, ? examples"  # a hand-edited card
+
+
+def test_notebooks_keep_calling_cards_from_deploy_and_lifecycle():
+    from dlnb import deploy, lifecycle
+
+    for name in ("ModelCard", "dataset_provenance", "file_checksums", "package_versions"):
+        assert name in deploy.__all__ and getattr(deploy, name) is getattr(card, name)
+    assert "metrics_on" in lifecycle.__all__ and lifecycle.metrics_on is card.metrics_on

@@ -22,12 +22,15 @@ import tempfile
 import time
 import warnings
 from collections.abc import Iterator, Mapping
+from importlib.metadata import PackageNotFoundError, version
 from numbers import Real
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from dlnb.runtime import pick_device
 from dlnb.train import distributed as dist
 from dlnb.train.callbacks import Callback
+from dlnb.train.saving import load_model_files, save_model
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -36,8 +39,6 @@ if TYPE_CHECKING:
 __all__ = [
     "TrackingCallback",
     "TrackingError",
-    "code_version",
-    "environment",
     "log_comparison",
     "log_metrics",
     "log_model",
@@ -112,7 +113,7 @@ def _git(*args: str) -> str | None:
     return done.stdout.strip() if done.returncode == 0 else None
 
 
-def code_version() -> dict[str, str]:
+def _code_version() -> dict[str, str]:
     """The git commit and whether the checkout has uncommitted changes; "unknown" outside git."""
     commit = _git("rev-parse", "HEAD")
     if not commit:
@@ -125,24 +126,29 @@ def code_version() -> dict[str, str]:
     }
 
 
-def environment() -> dict[str, str]:
+def _dlnb_version() -> str:
+    """The installed dlnb's version, from the package metadata ("unknown" when not installed)."""
+    try:
+        return version("dlnb")
+    except PackageNotFoundError:
+        return "unknown"
+
+
+def _environment() -> dict[str, str]:
     """Versions of Python, torch and dlnb, the platform and the default device, as tags."""
     import torch
-
-    from dlnb import __version__
-    from dlnb.runtime import pick_device
 
     return {
         "python": platform.python_version(),
         "torch": torch.__version__,
-        "dlnb": __version__,
+        "dlnb": _dlnb_version(),
         "platform": platform.platform(),
         "device": str(pick_device("auto")),
     }
 
 
 def _run_tags(tags: Mapping | None, data_fingerprint: str | None) -> dict[str, str]:
-    found = {**code_version(), **environment()}
+    found = {**_code_version(), **_environment()}
     if data_fingerprint is not None:
         found["data_fingerprint"] = data_fingerprint
     found.update({str(k): str(v) for k, v in (tags or {}).items()})
@@ -172,7 +178,17 @@ def start_run(
     nested: bool = False,
 ) -> Iterator[ActiveRun]:
     """A tracked MLflow run named `name`, logging params, data fingerprint, code version and
-    environment on entry; ended FAILED (and the error re-raised) when the block raises."""
+    environment on entry; ended FAILED (and the error re-raised) when the block raises.
+
+    Args:
+        name: the run's name.
+        experiment: the MLflow experiment the run belongs to (created when missing).
+        root: the tracking store's folder (default `$DLNB_MLFLOW`, else `runs/mlflow`).
+        params: logged as the run's params (non-strings as JSON).
+        tags: extra tags, beside the code version and environment tagged on every run.
+        data_fingerprint: names the data the run used (a param and a tag).
+        nested: start a child run of the active run, in its parent's store.
+    """
     import mlflow
 
     parent = mlflow.active_run()
@@ -232,8 +248,6 @@ def log_model(directory: str | Path, artifact_path: str = "model") -> None:
     artifacts under `artifact_path`, after checking the weights' hash."""
     import mlflow
 
-    from dlnb.train.saving import load_model_files
-
     if mlflow.active_run() is None:
         raise TrackingError("log_model needs an active run: call it inside `with start_run(...)`.")
     load_model_files(directory)  # a folder that is not a saved model, or altered weights, raises
@@ -289,6 +303,7 @@ class TrackingCallback(Callback):
         self.own_run = False
 
     def on_fit_start(self, state) -> None:
+        """Join the active run, or open one of its own; log the TrainConfig as params."""
         if not dist.is_main_process():
             return
         import mlflow
@@ -309,6 +324,7 @@ class TrackingCallback(Callback):
                 self.client.log_param(self.run_id, key, value)
 
     def on_epoch_end(self, state) -> None:
+        """Log the epoch's finite metrics at step=epoch (a warning names the others)."""
         if self.client is None or self.run_id is None:
             return
         from mlflow.entities import Metric
@@ -323,11 +339,10 @@ class TrackingCallback(Callback):
         self.client.log_batch(self.run_id, metrics=metrics)
 
     def on_fit_end(self, state) -> None:
+        """Log the weights (with `log_weights`) and end the run this callback opened."""
         if self.client is None or self.run_id is None:
             return
         if self.log_weights:
-            from dlnb.train.saving import save_model
-
             with tempfile.TemporaryDirectory(prefix="dlnb-track-") as tmp:
                 save_model(tmp, state.model, {"config": state.config.to_dict()})
                 self.client.log_artifacts(self.run_id, tmp, "model")

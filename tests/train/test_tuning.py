@@ -1,4 +1,4 @@
-"""Tuning (dlnb.lifecycle.tuning): seeded studies, a fixed budget kept across an interruption,
+"""Tuning (dlnb.train.tuning): seeded studies, a fixed budget kept across an interruption,
 pruning of a fit that falls behind, and the history plot."""
 
 from __future__ import annotations
@@ -12,9 +12,9 @@ from optuna.trial import TrialState
 from torch import nn
 
 from dlnb.data.loaders import make_loaders
-from dlnb.lifecycle.tuning import PruneOnValLoss, plot_study_history, study_history, tune
 from dlnb.train.config import TrainConfig
 from dlnb.train.loop import fit
+from dlnb.train.tuning import PruneOnValLoss, plot_study_history, study_history, tune
 
 pytestmark = pytest.mark.usefixtures("single_thread")
 
@@ -119,3 +119,11 @@ def test_prune_on_val_loss_needs_the_metric_it_reports():
     config = TrainConfig(epochs=1, loss="mse", device="cpu", progress=False)
     with pytest.raises(KeyError, match="valid_accuracy"):  # a regression records valid_rmse
         fit(nn.Linear(5, 1), _linear_task(), config, [PruneOnValLoss(trial, "valid_accuracy")])
+
+
+def test_users_call_tuning_from_the_lifecycle_namespace():
+    from dlnb import lifecycle
+    from dlnb.train import tuning
+
+    for name in ("tune", "PruneOnValLoss", "default_pruner", "study_history", "plot_study_history"):
+        assert name in lifecycle.__all__ and getattr(lifecycle, name) is getattr(tuning, name)

@@ -1,5 +1,5 @@
-"""Tracking to a local MLflow store: what a run logs comes back from the store, and a store that
-cannot be written is named with its fix."""
+"""Tracking (dlnb.train.tracking) to a local MLflow store: what a run logs comes back from the
+store, and a store that cannot be written is named with its fix."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import os
 import shutil
 import subprocess
 import sys
+from importlib.metadata import PackageNotFoundError, version
 from types import SimpleNamespace
 
 import mlflow
@@ -17,12 +18,15 @@ import torch
 from torch import nn
 from torch.utils.data import DataLoader, TensorDataset
 
-from dlnb.lifecycle import tracking
-from dlnb.lifecycle.tracking import (
+from dlnb.train import tracking
+from dlnb.train.config import TrainConfig
+from dlnb.train.loop import fit
+from dlnb.train.saving import save_model
+from dlnb.train.tracking import (
     TrackingCallback,
     TrackingError,
-    code_version,
-    environment,
+    _code_version,
+    _environment,
     log_comparison,
     log_metrics,
     log_model,
@@ -30,9 +34,6 @@ from dlnb.lifecycle.tracking import (
     start_run,
     tracking_uri,
 )
-from dlnb.train.config import TrainConfig
-from dlnb.train.loop import fit
-from dlnb.train.saving import save_model
 
 CPU = {"device": "cpu", "progress": False}
 
@@ -268,23 +269,30 @@ def test_code_version_is_the_commit_in_git_and_unknown_outside(tmp_path, monkeyp
     subprocess.run([*git, "commit", "-qm", "one"], check=True)
     head = subprocess.run([*git, "rev-parse", "HEAD"], capture_output=True, text=True).stdout
     monkeypatch.chdir(repo)
-    assert code_version()["git_commit"] == head.strip()
-    assert code_version()["git_dirty"] == "false"
+    assert _code_version()["git_commit"] == head.strip()
+    assert _code_version()["git_dirty"] == "false"
     (repo / "f.txt").write_text("2")
-    assert code_version()["git_dirty"] == "true"
+    assert _code_version()["git_dirty"] == "true"
     outside = tmp_path / "plain"
     outside.mkdir()
     monkeypatch.chdir(outside)
     monkeypatch.setenv("GIT_CEILING_DIRECTORIES", str(tmp_path))
-    assert code_version() == {"git_commit": "unknown", "git_dirty": "unknown"}
+    assert _code_version() == {"git_commit": "unknown", "git_dirty": "unknown"}
     monkeypatch.setenv("PATH", "")  # no git at all: still no failure
-    assert code_version()["git_commit"] == "unknown"
+    assert _code_version()["git_commit"] == "unknown"
 
 
-def test_environment_names_versions_and_device():
-    found = environment()
+def test_environment_names_versions_and_device(monkeypatch):
+    found = _environment()
     assert found["python"] == ".".join(map(str, sys.version_info[:3]))
     assert found["torch"] == torch.__version__ and found["device"] in ("cpu", "cuda", "mps")
+    assert found["dlnb"] == version("dlnb")  # the installed package's metadata
+
+    def not_installed(name: str) -> str:
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(tracking, "version", not_installed)
+    assert _environment()["dlnb"] == "unknown"
 
 
 def test_a_new_store_is_created_quietly(tmp_path, capfd):
@@ -295,3 +303,10 @@ def test_a_new_store_is_created_quietly(tmp_path, capfd):
     assert "Creating initial MLflow database tables" not in captured.err
     for name in tracking.QUIET_LOGGERS:
         assert logging.getLogger(name).getEffectiveLevel() == logging.WARNING, "warnings stay"
+
+
+def test_users_call_tracking_from_the_lifecycle_namespace():
+    from dlnb import lifecycle
+
+    for name in tracking.__all__:
+        assert name in lifecycle.__all__ and getattr(lifecycle, name) is getattr(tracking, name)

@@ -74,14 +74,23 @@ def tune(
 ) -> optuna.Study:
     """Run `objective` until the study has `trials` finished (complete or pruned) trials.
 
-    The sampler is TPE seeded with `seed` (with fewer than its 10 startup trials it samples at
-    random, seeded); `pruner` defaults to `default_pruner()` (`optuna.pruners.NopPruner()` turns
-    pruning off). `storage` (a SQLite file path, or a database URL) makes the study resumable:
-    run again after an interruption, it loads the study `study_name` (default: the file's stem),
-    marks trials a crash left RUNNING as failed, and runs only the trials still missing; a resumed
+    The sampler is TPE (with fewer than its 10 startup trials it samples at random, seeded). With
+    `storage` the study is resumable: run again after an interruption, it loads the study, marks
+    trials a crash left RUNNING as failed, and runs only the trials still missing; a resumed
     sampler is seeded from `(seed, finished trials)` so it does not redraw the first trials'
-    parameters. `enqueue` lists parameters to try first (e.g. the defaults), skipped when already
-    finished. Optuna's INFO log is quiet while it runs; `progress` shows its progress bar.
+    parameters. Optuna's INFO log is quiet while it runs.
+
+    Args:
+        objective: trains with a trial's parameters and returns the value to optimise.
+        trials: how many finished (complete or pruned) trials the study ends with.
+        seed: seeds the TPE sampler.
+        direction: "minimize" (a loss) or "maximize" (an accuracy).
+        storage: a SQLite file path, or a database URL: makes the study resumable.
+        study_name: the study's name in `storage` (default: the file's stem).
+        pruner: default `default_pruner()`; `optuna.pruners.NopPruner()` turns pruning off.
+        timeout: stop starting trials after this many seconds.
+        progress: show Optuna's progress bar.
+        enqueue: parameters to try first (e.g. the defaults), skipped when already finished.
     """
     if trials < 1:
         raise ValueError(f"tune needs trials >= 1, got {trials}.")
@@ -122,6 +131,7 @@ class PruneOnValLoss(Callback):
         self.trial, self.metric = trial, metric
 
     def on_epoch_end(self, state) -> None:
+        """Report the epoch's `metric` to the trial; prune it when the pruner says so."""
         if self.metric not in state.epoch_metrics:
             raise KeyError(
                 f"PruneOnValLoss reports {self.metric!r}, which this run does not record (it "
