@@ -259,7 +259,7 @@ def test_notebook_06_in_jupyterlab_survives_a_reload(chromium, curriculum_lab):
 
             # The fit (as notebook 01 calls it): one widget bar for the whole fit, finished.
             fit_cell = _cell(page, "fit(cnn, loaders, TrainConfig(")
-            assert fit_cell.locator(".jp-RenderedImage img").count() == 2  # plt.show() works
+            assert fit_cell.locator(".jp-RenderedImage img").count() >= 1  # plt.show() works
             bars = _epoch_bars(fit_cell)
             assert bars.count() == 1, "one progress bar per fit, not one per epoch"
             assert "epoch 2/2: 100%" in bars.first.inner_text().replace("\u2007", " ")  # tqdm pads
